@@ -1,0 +1,152 @@
+//! `wssh client URL`: stdin and stdout to a WebSocket, for SSH's ProxyCommand.
+//! A dedicated thread reads stdin; the main thread writes stdout and exits the process when the
+//! WebSocket ends, whether or not stdin is still open. Nothing but tunnel bytes goes to stdout.
+
+use crate::cli::ClientConfig;
+use crate::error::Error;
+use crate::pump::{Incoming, Shared, CHUNK};
+use crate::tls::Stream;
+use crate::ws;
+use std::io::{self, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+use tungstenite::Message;
+
+/// Connect, run the tunnel until the server closes it, and say how it ended.
+pub fn run(cfg: ClientConfig) -> Result<(), Error> {
+    if cfg.insecure {
+        log::warn!("--insecure: the server's certificate is NOT verified; anyone on the path can read and change this tunnel");
+    }
+    let stream = open(&cfg)?;
+    let ws = ws::client_handshake(stream, &cfg.url, &cfg.headers)?;
+    log::info!("connected to {}", cfg.url.authority());
+    let tunnel = Shared::new(ws).map_err(|e| Error::io("socket set-up", e))?;
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name("stdin".into())
+            .spawn_scoped(s, || stdin_to_ws(&tunnel))
+            .map_err(|e| Error::io("start the stdin thread", e))?;
+        let end = ws_to_stdout(&tunnel);
+        // The stdin thread may be blocked in read(2) forever: leave without joining it.
+        let _ = io::stderr().flush();
+        std::process::exit(match end {
+            Ok(()) => 0,
+            Err(e) => crate::report(&e),
+        })
+    })
+}
+
+/// TCP connect (each resolved address in turn, bounded) and TLS if the URL says wss.
+pub fn open(cfg: &ClientConfig) -> Result<Stream, Error> {
+    let tcp = dial(&cfg.url.authority(), cfg.connect_timeout)?;
+    tcp.set_read_timeout(Some(cfg.connect_timeout))
+        .map_err(|e| Error::io("socket set-up", e))?;
+    tcp.set_write_timeout(Some(cfg.connect_timeout))
+        .map_err(|e| Error::io("socket set-up", e))?;
+    match &cfg.tls {
+        Some(c) => crate::tls::connect(c, &cfg.url.host, tcp),
+        None => Ok(Stream::Plain(tcp)),
+    }
+}
+
+/// Connect to `host:port`, trying every address it resolves to, each with `timeout`.
+pub fn dial(addr: &str, timeout: Duration) -> Result<TcpStream, Error> {
+    let dial_err = |source| Error::Dial {
+        addr: addr.to_string(),
+        source,
+    };
+    let addrs = addr.to_socket_addrs().map_err(dial_err)?;
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "name resolved to no address");
+    for a in addrs {
+        match TcpStream::connect_timeout(&a, timeout) {
+            Ok(s) => {
+                s.set_nodelay(true).map_err(dial_err)?;
+                return Ok(s);
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(dial_err(last))
+}
+
+/// Copy stdin into the tunnel, one message per read; at EOF send the empty end-of-data message.
+fn stdin_to_ws(tunnel: &Shared) {
+    let mut stdin = io::stdin().lock();
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = match stdin.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                log::warn!("stdin: {e}; treating it as end of data");
+                0
+            }
+        };
+        let msg = Message::binary(buf[..n].to_vec());
+        if let Err(e) = tunnel.send(msg) {
+            log::debug!("send: {e}");
+            return;
+        }
+        if n == 0 {
+            log::debug!("stdin at EOF: sent end of data");
+            return;
+        }
+    }
+}
+
+/// Copy the tunnel to stdout until the server closes; Ok only after a normal close.
+fn ws_to_stdout(tunnel: &Shared) -> Result<(), Error> {
+    let mut out = stdout();
+    loop {
+        match tunnel.recv()? {
+            Incoming::Data(b) if b.is_empty() => log::debug!("server sent end of data"),
+            Incoming::Data(b) => {
+                let w = out.write_all(&b).and_then(|_| out.flush());
+                w.map_err(|e| Error::io("write stdout", e))?;
+            }
+            Incoming::Text => {
+                tunnel.close(
+                    tungstenite::protocol::frame::coding::CloseCode::Unsupported,
+                    "text",
+                );
+                return Err(Error::Handshake("server sent a text message".into()));
+            }
+            Incoming::Close(frame) => {
+                tunnel.flush_close();
+                let (code, reason) = frame.map_or((1005, String::new()), |f| {
+                    (f.code.into(), f.reason.to_string())
+                });
+                log::debug!("server closed with {code} {reason}");
+                return match code {
+                    1000 | 1005 => Ok(()),
+                    _ => Err(Error::Closed { code, reason }),
+                };
+            }
+            Incoming::Ended => return Ok(()),
+        }
+    }
+}
+
+/// stdout with no buffer of its own, so each message is one write(2) and nothing is held back.
+#[cfg(unix)]
+fn stdout() -> impl Write {
+    use std::os::unix::io::FromRawFd;
+    struct RawStdout(std::mem::ManuallyDrop<std::fs::File>);
+    impl Write for RawStdout {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.0.write(b)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    // SAFETY: fd 1 is open for the life of the process; ManuallyDrop never closes it.
+    RawStdout(std::mem::ManuallyDrop::new(unsafe {
+        std::fs::File::from_raw_fd(1)
+    }))
+}
+
+#[cfg(not(unix))]
+fn stdout() -> impl Write {
+    io::stdout().lock()
+}

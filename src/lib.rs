@@ -1,0 +1,38 @@
+//! wssh: SSH (or any TCP) carried inside WebSocket, in one small synchronous binary.
+//!
+//! Codemap, in dependency order (each module uses only those below it):
+//! - `cli`: help texts, pico-args, raw arguments to a validated, immutable config;
+//! - `client`: `wssh client URL`, stdin/stdout to a WebSocket (the ProxyCommand);
+//! - `server`: `wssh server`, accept, sniff TLS, upgrade, route, dial, pump;
+//! - `ws`: HTTP heads and the opening handshake, both sides, bounded;
+//! - `pump`: one tunnel's WebSocket shared by its two threads, and the readiness wait;
+//! - `tls`: native-tls connector and acceptor, the plain-or-TLS `Stream`;
+//! - `policy`: pure allow or deny of targets (`--allow`, `--hosts`);
+//! - `url`: pure parsing of ws/wss URLs and base64;
+//! - `error`: the one error type.
+//!
+//! Invariants: no async runtime, two OS threads per tunnel, each sleeping in the kernel when
+//! idle; in client mode stdout carries tunnel bytes only (logs go to stderr); the server dials
+//! only what the policy allows; payload is never logged.
+
+pub mod cli;
+pub mod client;
+pub mod error;
+pub mod policy;
+pub mod pump;
+pub mod server;
+pub mod tls;
+pub mod url;
+pub mod ws;
+
+/// Print a failure as one `error: ...` line on stderr and give its exit code.
+pub fn report(e: &error::Error) -> i32 {
+    eprintln!("error: {e}");
+    match e {
+        error::Error::Usage(_) => {
+            eprintln!("see wssh --help");
+            2
+        }
+        _ => 1,
+    }
+}

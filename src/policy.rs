@@ -1,0 +1,279 @@
+//! Pure target policy: which `host:port` a request path may reach. Touches no socket and no file;
+//! the server loads the hosts file and hands its text here. With no rule, the path cannot choose.
+
+use crate::url::{join_host_port, split_host_port};
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+/// Where a tunnel goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub host: String,
+    pub port: u16,
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&join_host_port(&self.host, self.port))
+    }
+}
+
+impl Target {
+    pub fn parse(s: &str, default_port: u16) -> Result<Target, String> {
+        split_host_port(s, default_port).map(|(host, port)| Target { host, port })
+    }
+}
+
+/// One `--allow` rule: a host glob or a CIDR range, with a port range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    hosts: HostPattern,
+    ports: (u16, u16),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum HostPattern {
+    Glob(String),
+    Cidr(IpAddr, u8),
+}
+
+impl Rule {
+    /// `GLOB[:PORTS]`, `CIDR[:PORTS]`, `[V6CIDR][:PORTS]`; PORTS is `N`, `N-M` or `*`, default 22.
+    pub fn parse(s: &str) -> Result<Rule, String> {
+        let (host, ports) = if let Some(rest) = s.strip_prefix('[') {
+            let (h, after) = rest
+                .split_once(']')
+                .ok_or_else(|| format!("unclosed [ in {s:?}"))?;
+            (h, after.strip_prefix(':').unwrap_or(after))
+        } else if s.matches(':').count() > 1 {
+            (s, "") // bare IPv6 address or range
+        } else {
+            s.split_once(':').unwrap_or((s, ""))
+        };
+        let bad = || format!("bad port range in allow rule {s:?}");
+        let ports = match ports {
+            "" => (22, 22),
+            "*" => (1, 65535),
+            p => match p.split_once('-') {
+                Some((a, b)) => (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?),
+                None => {
+                    let n = p.parse().map_err(|_| bad())?;
+                    (n, n)
+                }
+            },
+        };
+        if host.is_empty() || ports.0 > ports.1 {
+            return Err(format!("bad allow rule {s:?}"));
+        }
+        let hosts = if let Some((ip, bits)) = host.split_once('/') {
+            let ip: IpAddr = ip
+                .parse()
+                .map_err(|_| format!("bad CIDR address in {s:?}"))?;
+            let max = if ip.is_ipv4() { 32 } else { 128 };
+            match bits.parse::<u8>() {
+                Ok(b) if b <= max => HostPattern::Cidr(ip, b),
+                _ => return Err(format!("bad CIDR prefix length in {s:?}")),
+            }
+        } else if let Ok(ip) = host.parse::<IpAddr>() {
+            HostPattern::Cidr(ip, if ip.is_ipv4() { 32 } else { 128 })
+        } else {
+            HostPattern::Glob(host.to_ascii_lowercase())
+        };
+        Ok(Rule { hosts, ports })
+    }
+
+    /// Name globs match names as written; CIDR rules match IP literals only, never a name.
+    fn allows(&self, t: &Target) -> bool {
+        if t.port < self.ports.0 || t.port > self.ports.1 {
+            return false;
+        }
+        match &self.hosts {
+            HostPattern::Glob(g) => {
+                t.host.parse::<IpAddr>().is_err() && glob(g, &t.host.to_ascii_lowercase())
+            }
+            HostPattern::Cidr(net, bits) => match t.host.parse::<IpAddr>() {
+                Ok(ip) => in_cidr(ip, *net, *bits),
+                Err(_) => false,
+            },
+        }
+    }
+}
+
+/// `*` matches any run of characters, `?` one; everything else is literal.
+pub fn glob(pattern: &str, name: &str) -> bool {
+    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
+    let (mut pi, mut ni, mut star, mut mark) = (0, 0, None, 0);
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ni;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ni = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+fn in_cidr(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
+    let to_u128 = |ip: IpAddr| match ip {
+        IpAddr::V4(v4) => (u32::from(v4) as u128, 32),
+        IpAddr::V6(v6) => (u128::from(v6), 128),
+    };
+    let (ip, ip_len) = to_u128(ip.to_canonical());
+    let (net, net_len) = to_u128(net);
+    if ip_len != net_len {
+        return false;
+    }
+    let shift = net_len - bits as u32;
+    shift >= net_len || ip >> shift == net >> shift
+}
+
+/// Parse a hosts file: `NAME HOST:PORT` a line, `#` comments, blank lines ignored.
+pub fn parse_hosts(text: &str) -> Result<HashMap<String, Target>, String> {
+    let mut map = HashMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let mut words = line.split_whitespace();
+        let (Some(name), Some(target), None) = (words.next(), words.next(), words.next()) else {
+            return Err(format!("line {}: expected `NAME HOST:PORT`", n + 1));
+        };
+        let target = Target::parse(target, 22).map_err(|e| format!("line {}: {e}", n + 1))?;
+        map.insert(name.to_string(), target);
+    }
+    Ok(map)
+}
+
+/// Why a path was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Denied {
+    /// The path named a target no rule allows (HTTP 403).
+    NotAllowed(String),
+    /// The path names a target but cannot be read (HTTP 400).
+    BadPath(String),
+}
+
+/// The operator's rules, compiled once at start-up.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub fixed: Target,
+    pub rules: Vec<Rule>,
+}
+
+/// Prefix of paths that name their target, as the original wssh did.
+pub const SSH_PREFIX: &str = "/ssh/";
+
+impl Policy {
+    /// Route a request path. `/ssh/NAME` names a target; every other path goes to the fixed one.
+    /// NAME is looked up in `hosts` first, then must be the fixed target or match an `--allow` rule.
+    pub fn route(&self, path: &str, hosts: &HashMap<String, Target>) -> Result<Target, Denied> {
+        let path = path.split(['?', '#']).next().unwrap_or(path);
+        let Some(name) = path.strip_prefix(SSH_PREFIX).filter(|n| !n.is_empty()) else {
+            return Ok(self.fixed.clone());
+        };
+        let name = crate::url::percent_decode(name).map_err(Denied::BadPath)?;
+        if let Some(t) = hosts.get(&name) {
+            return Ok(t.clone());
+        }
+        let t = Target::parse(&name, 22).map_err(Denied::BadPath)?;
+        if t == self.fixed || self.rules.iter().any(|r| r.allows(&t)) {
+            Ok(t)
+        } else {
+            Err(Denied::NotAllowed(t.to_string()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(rules: &[&str], path: &str, expected: Result<&str, &str>) {
+        let policy = Policy {
+            fixed: Target::parse("127.0.0.1:22", 22).unwrap(),
+            rules: rules.iter().map(|r| Rule::parse(r).unwrap()).collect(),
+        };
+        let hosts = parse_hosts("db  10.9.9.9:5432\nbox [::1]:2222 # comment\n").unwrap();
+        let got = policy.route(path, &hosts).map(|t| t.to_string());
+        let got = got.as_ref().map(String::as_str).map_err(|e| match e {
+            Denied::NotAllowed(_) => "403",
+            Denied::BadPath(_) => "400",
+        });
+        assert_eq!(got, expected, "rules {rules:?} path {path}");
+    }
+
+    #[test]
+    fn routes() {
+        check(&[], "/", Ok("127.0.0.1:22"));
+        check(&[], "/anything?x", Ok("127.0.0.1:22"));
+        check(&[], "/ssh/", Ok("127.0.0.1:22"));
+        check(&[], "/ssh/127.0.0.1", Ok("127.0.0.1:22"));
+        check(&[], "/ssh/127.0.0.1:22", Ok("127.0.0.1:22"));
+        check(&[], "/ssh/127.0.0.1:25", Err("403"));
+        check(&[], "/ssh/evil.example:22", Err("403"));
+        check(&[], "/ssh/db", Ok("10.9.9.9:5432"));
+        check(&[], "/ssh/box", Ok("[::1]:2222"));
+        check(&["*.corp"], "/ssh/a.corp", Ok("a.corp:22"));
+        check(&["*.corp"], "/ssh/A.CORP:22", Ok("A.CORP:22"));
+        check(&["*.corp"], "/ssh/a.corp:23", Err("403"));
+        check(&["*.corp:*"], "/ssh/a.corp:23", Ok("a.corp:23"));
+        check(&["*.corp"], "/ssh/a.corp.evil", Err("403"));
+        check(&["*"], "/ssh/10.0.0.1", Err("403")); // globs never match IP literals
+        check(
+            &["10.0.0.0/8:22-2222"],
+            "/ssh/10.1.2.3:2222",
+            Ok("10.1.2.3:2222"),
+        );
+        check(&["10.0.0.0/8"], "/ssh/11.0.0.1", Err("403"));
+        check(&["10.0.0.0/8"], "/ssh/ten.example", Err("403")); // CIDR never matches a name
+        check(&["[::1]:*"], "/ssh/[::1]:80", Ok("[::1]:80"));
+        check(
+            &["[fd00::/8]:22"],
+            "/ssh/%5Bfd12::5%5D:22",
+            Ok("[fd12::5]:22"),
+        );
+        check(
+            &["0.0.0.0/0:*"],
+            "/ssh/[::ffff:1.2.3.4]:9",
+            Ok("[::ffff:1.2.3.4]:9"),
+        );
+        check(&[], "/ssh/a b", Err("400"));
+        check(&[], "/ssh/h:x", Err("400"));
+    }
+
+    #[test]
+    fn bad_rules() {
+        for r in ["", ":22", "h:0-x", "h:5-4", "1.2.3.4/33", "x/8", "[::1"] {
+            assert!(Rule::parse(r).is_err(), "{r} should be refused");
+        }
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob("*", "anything"));
+        assert!(glob("a*c", "abbbc"));
+        assert!(glob("a?c", "abc"));
+        assert!(!glob("a?c", "ac"));
+        assert!(glob("*.x.*", "a.x.b"));
+        assert!(!glob("*.x", "a.y"));
+    }
+
+    #[test]
+    fn hosts_file_errors_name_the_line() {
+        assert_eq!(
+            parse_hosts("a 1.2.3.4:22\nb\n").unwrap_err(),
+            "line 2: expected `NAME HOST:PORT`"
+        );
+        assert!(parse_hosts("a b:x").unwrap_err().starts_with("line 1"));
+    }
+}

@@ -1,0 +1,270 @@
+//! The shared WebSocket of one tunnel, used by its two copy threads, and the readiness wait.
+//!
+//! Invariants (tested in tests/e2e: bulk both ways at once over wss, idle CPU):
+//! - the WebSocket (and the TLS session in it) sits behind one mutex, so the bytes of two frames
+//!   never interleave; its socket is non-blocking, so a holder of the lock never blocks;
+//! - a thread takes the lock for one attempt (read a frame, or write and flush one); on
+//!   `WouldBlock` it lets go and sleeps in `poll(2)` outside the lock until the socket is ready;
+//! - no timers and no spinning: an idle tunnel sleeps in the kernel, and a byte goes out at once;
+//! - every message is one local read, written and flushed before the next read: buffers stay
+//!   bounded (one frame out, `MAX_FRAME` in) and a slow side slows the other.
+//!
+//! It does not own the local side (stdin/stdout or the target socket): the modes do.
+
+use crate::tls::Stream;
+use std::io;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tungstenite::{Bytes, Error as WsError, Message, WebSocket};
+
+/// Largest local read, and so the largest frame wssh sends.
+pub const CHUNK: usize = 64 * 1024;
+/// Largest frame and message wssh accepts.
+pub const MAX_FRAME: usize = 1 << 20;
+/// How long a closing handshake may take before the socket is just dropped.
+pub const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
+/// The tungstenite settings of every tunnel: small eager buffers, bounded frames.
+pub fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(16 * 1024)
+        .write_buffer_size(0)
+        .max_frame_size(Some(MAX_FRAME))
+        .max_message_size(Some(MAX_FRAME))
+}
+
+/// Wrap a stream whose HTTP handshake is done; `rest` holds bytes read past the HTTP head.
+pub fn websocket(stream: Stream, rest: Vec<u8>, role: Role) -> WebSocket<Stream> {
+    WebSocket::from_partially_read(stream, rest, role, Some(ws_config()))
+}
+
+/// What the receiving side of a tunnel gets.
+#[derive(Debug)]
+pub enum Incoming {
+    /// Tunnel bytes; empty means the peer's end of data (see README, Protocol).
+    Data(Bytes),
+    /// A text message: not allowed in a tunnel.
+    Text,
+    /// The peer sent Close (the reply is already on its way).
+    Close(Option<CloseFrame>),
+    /// The connection ended after a completed closing handshake.
+    Ended,
+}
+
+/// One tunnel's WebSocket, shared by its two threads.
+pub struct Shared {
+    ws: Mutex<WebSocket<Stream>>,
+    sock: Sock,
+}
+
+impl Shared {
+    /// Take over a WebSocket; its socket is switched to non-blocking here.
+    pub fn new(ws: WebSocket<Stream>) -> io::Result<Shared> {
+        let tcp = ws.get_ref().tcp();
+        tcp.set_read_timeout(None)?;
+        tcp.set_write_timeout(None)?;
+        tcp.set_nonblocking(true)?;
+        let sock = Sock::of(tcp);
+        Ok(Shared {
+            ws: Mutex::new(ws),
+            sock,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, WebSocket<Stream>> {
+        // A panic in the other thread cannot leave the WebSocket half-written: it only ever
+        // holds the lock around one tungstenite call. So a poisoned lock is still usable.
+        self.ws.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Send one message and flush it, waiting for the socket outside the lock.
+    pub fn send(&self, msg: Message) -> Result<(), WsError> {
+        let mut r = self.lock().send(msg);
+        while would_block(&r) {
+            self.sock.wait(Ready::Write, None)?;
+            r = self.lock().flush();
+        }
+        r
+    }
+
+    /// Wait for the next message that matters to the tunnel (pings are answered inside).
+    pub fn recv(&self) -> Result<Incoming, WsError> {
+        loop {
+            let r = self.lock().read();
+            match r {
+                Ok(Message::Binary(b)) => return Ok(Incoming::Data(b)),
+                Ok(Message::Text(_)) => return Ok(Incoming::Text),
+                Ok(Message::Close(f)) => return Ok(Incoming::Close(f)),
+                Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => continue,
+                Err(WsError::ConnectionClosed) => return Ok(Incoming::Ended),
+                Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.sock.wait(Ready::Read, None)?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Start the closing handshake (if nobody has) and push the Close frame out, bounded in time.
+    pub fn close(&self, code: CloseCode, reason: &str) {
+        let frame = CloseFrame {
+            code,
+            reason: truncate(reason, 120).into(),
+        };
+        let mut r = self.lock().close(Some(frame));
+        self.finish_writes(&mut r);
+    }
+
+    /// After the peer's Close: push our reply out, bounded in time.
+    pub fn flush_close(&self) {
+        let mut r = self.lock().flush();
+        self.finish_writes(&mut r);
+    }
+
+    fn finish_writes(&self, r: &mut Result<(), WsError>) {
+        let deadline = Instant::now() + CLOSE_WAIT;
+        while would_block(r) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || !matches!(self.sock.wait(Ready::Write, Some(left)), Ok(true)) {
+                return;
+            }
+            *r = self.lock().flush();
+        }
+    }
+
+    /// Read and drop messages until the peer's Close or `CLOSE_WAIT`, after we closed.
+    pub fn drain_until_closed(&self) {
+        let deadline = Instant::now() + CLOSE_WAIT;
+        loop {
+            let r = self.lock().read();
+            match r {
+                Ok(_) => continue,
+                Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero()
+                        || !matches!(self.sock.wait(Ready::Read, Some(left)), Ok(true))
+                    {
+                        return;
+                    }
+                }
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Cut the connection under the WebSocket: wakes a thread sleeping in `recv`.
+    pub fn shutdown(&self) {
+        let _ = self.sock.shutdown();
+    }
+}
+
+fn would_block(r: &Result<(), WsError>) -> bool {
+    matches!(r, Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock)
+}
+
+/// Cut `s` to at most `max` bytes on a character boundary (close reasons are limited to 123).
+pub fn truncate(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+#[derive(Clone, Copy)]
+enum Ready {
+    Read,
+    Write,
+}
+
+/// A socket handle to wait on, kept apart from the WebSocket so that waiting needs no lock.
+struct Sock {
+    tcp: std::net::TcpStream,
+}
+
+impl Sock {
+    fn of(tcp: &std::net::TcpStream) -> Sock {
+        // A clone of the handle: the same socket, usable without the WebSocket's lock.
+        Sock {
+            tcp: tcp.try_clone().expect("clone of a connected socket"),
+        }
+    }
+
+    fn shutdown(&self) -> io::Result<()> {
+        self.tcp.shutdown(std::net::Shutdown::Both)
+    }
+
+    /// Sleep until the socket is ready (or has an error or hang-up). `Ok(false)` on timeout.
+    fn wait(&self, what: Ready, timeout: Option<Duration>) -> io::Result<bool> {
+        sys::poll(&self.tcp, what, timeout)
+    }
+}
+
+#[cfg(unix)]
+mod sys {
+    use super::Ready;
+    use std::os::unix::io::AsRawFd;
+    use std::{io, net::TcpStream, time::Duration};
+
+    pub fn poll(tcp: &TcpStream, what: Ready, timeout: Option<Duration>) -> io::Result<bool> {
+        let events = match what {
+            Ready::Read => libc::POLLIN,
+            Ready::Write => libc::POLLOUT,
+        };
+        let mut fd = libc::pollfd {
+            fd: tcp.as_raw_fd(),
+            events,
+            revents: 0,
+        };
+        let ms = timeout.map_or(-1, |t| t.as_millis().clamp(1, i32::MAX as u128) as i32);
+        loop {
+            // SAFETY: one valid pollfd, and its count is 1.
+            match unsafe { libc::poll(&mut fd, 1, ms) } {
+                -1 if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => continue,
+                -1 => return Err(io::Error::last_os_error()),
+                n => return Ok(n > 0),
+            }
+        }
+    }
+}
+
+#[cfg(windows)]
+mod sys {
+    use super::Ready;
+    use std::os::windows::io::AsRawSocket;
+    use std::{io, net::TcpStream, time::Duration};
+
+    #[repr(C)]
+    struct WsaPollFd {
+        fd: usize,
+        events: i16,
+        revents: i16,
+    }
+    const POLLRDNORM: i16 = 0x0100;
+    const POLLWRNORM: i16 = 0x0010;
+
+    #[link(name = "ws2_32")]
+    extern "system" {
+        fn WSAPoll(fds: *mut WsaPollFd, n: u32, timeout: i32) -> i32;
+    }
+
+    pub fn poll(tcp: &TcpStream, what: Ready, timeout: Option<Duration>) -> io::Result<bool> {
+        let events = match what {
+            Ready::Read => POLLRDNORM,
+            Ready::Write => POLLWRNORM,
+        };
+        let mut fd = WsaPollFd {
+            fd: tcp.as_raw_socket() as usize,
+            events,
+            revents: 0,
+        };
+        let ms = timeout.map_or(-1, |t| t.as_millis().clamp(1, i32::MAX as u128) as i32);
+        // SAFETY: one valid WSAPOLLFD, and its count is 1.
+        match unsafe { WSAPoll(&mut fd, 1, ms) } {
+            -1 => Err(io::Error::last_os_error()),
+            n => Ok(n > 0),
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! Pure parsing of `ws://` and `wss://` URLs, Basic credentials and the base64 they are sent in.
+//! No sockets and no DNS here: a `WsUrl` only says where to connect and what to ask for.
+
+/// A parsed WebSocket URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WsUrl {
+    pub tls: bool,
+    /// Host name or IP address, without IPv6 brackets.
+    pub host: String,
+    pub port: u16,
+    /// Path and query, always starting with `/`.
+    pub path: String,
+    /// `user:pass` from the URL, percent-decoded, for Basic auth.
+    pub userinfo: Option<String>,
+}
+
+impl WsUrl {
+    /// `host:port` as it is dialled and logged (IPv6 in brackets).
+    pub fn authority(&self) -> String {
+        join_host_port(&self.host, self.port)
+    }
+
+    /// The `Host` header value: the port is left out when it is the scheme's default.
+    pub fn host_header(&self) -> String {
+        let default = if self.tls { 443 } else { 80 };
+        match (self.port == default, self.host.contains(':')) {
+            (true, true) => format!("[{}]", self.host),
+            (true, false) => self.host.clone(),
+            (false, _) => self.authority(),
+        }
+    }
+}
+
+/// `host:port`, with brackets around an IPv6 host.
+pub fn join_host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// Split `host`, `host:port`, `[v6]` or `[v6]:port`; a bare IPv6 address is taken whole.
+pub fn split_host_port(s: &str, default_port: u16) -> Result<(String, u16), String> {
+    let bad_port = |p: &str| format!("bad port {p:?} in {s:?}");
+    if let Some(rest) = s.strip_prefix('[') {
+        let (host, after) = rest
+            .split_once(']')
+            .ok_or_else(|| format!("unclosed [ in {s:?}"))?;
+        let port = match after {
+            "" => default_port,
+            _ => {
+                let p = after
+                    .strip_prefix(':')
+                    .ok_or_else(|| format!("junk after ] in {s:?}"))?;
+                p.parse().map_err(|_| bad_port(p))?
+            }
+        };
+        return check_host(host, s).map(|h| (h, port));
+    }
+    match s.matches(':').count() {
+        0 => check_host(s, s).map(|h| (h, default_port)),
+        1 => {
+            let (host, p) = s.split_once(':').unwrap_or((s, ""));
+            let port = p.parse().map_err(|_| bad_port(p))?;
+            check_host(host, s).map(|h| (h, port))
+        }
+        _ => match s.parse::<std::net::Ipv6Addr>() {
+            Ok(_) => Ok((s.to_string(), default_port)),
+            Err(_) => Err(format!("bad address {s:?} (write IPv6 as [addr]:port)")),
+        },
+    }
+}
+
+fn check_host(host: &str, whole: &str) -> Result<String, String> {
+    let ok = |c: char| c.is_ascii_alphanumeric() || "-._:%".contains(c);
+    if host.is_empty() || !host.chars().all(ok) {
+        return Err(format!("bad host in {whole:?}"));
+    }
+    Ok(host.to_string())
+}
+
+/// Parse `ws://[user:pass@]host[:port][/path]` or the same with `wss://`.
+pub fn parse(s: &str) -> Result<WsUrl, String> {
+    let (tls, rest) = if let Some(r) = s.strip_prefix("wss://") {
+        (true, r)
+    } else if let Some(r) = s.strip_prefix("ws://") {
+        (false, r)
+    } else {
+        return Err(format!("{s:?} is not a ws:// or wss:// URL"));
+    };
+    let (authority, path) = match rest.find(['/', '?']) {
+        Some(i) if rest[i..].starts_with('/') => (&rest[..i], rest[i..].to_string()),
+        Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
+        None => (rest, "/".to_string()),
+    };
+    let (userinfo, hostport) = match authority.rsplit_once('@') {
+        Some((u, h)) => (Some(percent_decode(u)?), h),
+        None => (None, authority),
+    };
+    let (host, port) = split_host_port(hostport, if tls { 443 } else { 80 })?;
+    if path.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        return Err(format!("spaces or control characters in the path of {s:?}"));
+    }
+    Ok(WsUrl {
+        tls,
+        host,
+        port,
+        path,
+        userinfo,
+    })
+}
+
+/// Decode `%XX` escapes (for credentials in URLs).
+pub fn percent_decode(s: &str) -> Result<String, String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = s
+                .get(i + 1..i + 3)
+                .ok_or_else(|| format!("bad % escape in {s:?}"))?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| format!("bad % escape in {s:?}"))?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| format!("credentials in {s:?} are not UTF-8"))
+}
+
+/// Standard base64 with padding (RFC 4648), for Basic auth.
+pub fn base64(data: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | (b as u32) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(input: &str, expected: Result<(bool, &str, u16, &str, Option<&str>), ()>) {
+        let got = parse(input).map(|u| {
+            (
+                u.tls,
+                u.host.clone(),
+                u.port,
+                u.path.clone(),
+                u.userinfo.clone(),
+            )
+        });
+        match expected {
+            Ok((tls, host, port, path, user)) => assert_eq!(
+                got,
+                Ok((tls, host.into(), port, path.into(), user.map(String::from))),
+                "{input}"
+            ),
+            Err(()) => assert!(got.is_err(), "{input} should fail, got {got:?}"),
+        }
+    }
+
+    #[test]
+    fn urls() {
+        check("ws://gw", Ok((false, "gw", 80, "/", None)));
+        check(
+            "wss://gw.example.com/ssh/h:22",
+            Ok((true, "gw.example.com", 443, "/ssh/h:22", None)),
+        );
+        check(
+            "ws://127.0.0.1:4567/x?y=1",
+            Ok((false, "127.0.0.1", 4567, "/x?y=1", None)),
+        );
+        check("ws://[::1]:9/", Ok((false, "::1", 9, "/", None)));
+        check("wss://[::1]", Ok((true, "::1", 443, "/", None)));
+        check(
+            "ws://a%40b:p%3Aw@gw:1/",
+            Ok((false, "gw", 1, "/", Some("a@b:p:w"))),
+        );
+        check("ws://gw?t=1", Ok((false, "gw", 80, "/?t=1", None)));
+        check("http://gw/", Err(()));
+        check("ws://gw:99999/", Err(()));
+        check("ws:///", Err(()));
+        check("ws://g w/", Err(()));
+        check("ws://gw/a b", Err(()));
+        check("ws://[::1/", Err(()));
+    }
+
+    #[test]
+    fn host_ports() {
+        assert_eq!(split_host_port("h", 22), Ok(("h".into(), 22)));
+        assert_eq!(split_host_port("h:2222", 22), Ok(("h".into(), 2222)));
+        assert_eq!(split_host_port("::1", 22), Ok(("::1".into(), 22)));
+        assert_eq!(split_host_port("[::1]:80", 22), Ok(("::1".into(), 80)));
+        assert!(split_host_port("h:x", 22).is_err());
+        assert!(split_host_port("a:b:c", 22).is_err());
+        assert_eq!(join_host_port("::1", 22), "[::1]:22");
+    }
+
+    #[test]
+    fn base64_rfc4648_vectors() {
+        for (i, o) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(i.as_bytes()), o);
+        }
+    }
+
+    #[test]
+    fn host_header_drops_default_port() {
+        assert_eq!(parse("wss://gw/").unwrap().host_header(), "gw");
+        assert_eq!(parse("ws://gw:8080/").unwrap().host_header(), "gw:8080");
+        assert_eq!(parse("ws://[::1]/").unwrap().host_header(), "[::1]");
+    }
+}

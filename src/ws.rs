@@ -1,0 +1,332 @@
+//! HTTP heads and the WebSocket opening handshake, both sides, done by hand so that head size is
+//! capped, every refusal gets a clear status, and bytes read past a head stay in the tunnel.
+//! Frames after the handshake are tungstenite's (see `pump`).
+
+use crate::error::Error;
+use crate::pump;
+use crate::tls::Stream;
+use crate::url::{base64, WsUrl};
+use std::io::{self, Read, Write};
+use tungstenite::handshake::derive_accept_key;
+use tungstenite::protocol::Role;
+use tungstenite::WebSocket;
+
+/// Largest HTTP head (request or response) wssh reads.
+pub const MAX_HEAD: usize = 16 * 1024;
+const MAX_HEADERS: usize = 64;
+
+/// Why an HTTP head could not be read.
+#[derive(Debug)]
+pub enum HeadError {
+    /// The connection closed before the first byte: not an error.
+    Empty,
+    TooLarge,
+    Io(io::Error),
+}
+
+/// Read up to the blank line that ends an HTTP head. Returns (head, bytes after it).
+pub fn read_head(s: &mut impl Read) -> Result<(Vec<u8>, Vec<u8>), HeadError> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 2048];
+    loop {
+        let n = match s.read(&mut chunk) {
+            Ok(0) if buf.is_empty() => return Err(HeadError::Empty),
+            Ok(0) => {
+                let e = io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed mid-head");
+                return Err(HeadError::Io(e));
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(HeadError::Io(e)),
+        };
+        let from = buf.len().saturating_sub(3);
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buf[from..].windows(4).position(|w| w == b"\r\n\r\n") {
+            let rest = buf.split_off(from + i + 4);
+            return Ok((buf, rest));
+        }
+        if buf.len() > MAX_HEAD {
+            return Err(HeadError::TooLarge);
+        }
+    }
+}
+
+/// A parsed HTTP request head.
+#[derive(Debug)]
+pub struct Request {
+    pub method: String,
+    pub target: String,
+    pub headers: Vec<(String, String)>,
+}
+
+/// Parsed response head: status code, reason and headers.
+#[derive(Debug)]
+pub struct Response {
+    pub code: u16,
+    pub reason: String,
+    pub headers: Vec<(String, String)>,
+}
+
+fn collect(headers: &[httparse::Header]) -> Vec<(String, String)> {
+    let text = |h: &httparse::Header| String::from_utf8_lossy(h.value).trim().to_string();
+    headers
+        .iter()
+        .map(|h| (h.name.to_ascii_lowercase(), text(h)))
+        .collect()
+}
+
+/// First value of a header (names are stored lowercase).
+pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Does a comma-separated header contain `token` (case-insensitive)?
+fn has_token(headers: &[(String, String)], name: &str, token: &str) -> bool {
+    headers
+        .iter()
+        .filter(|(n, _)| n == name)
+        .any(|(_, v)| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+}
+
+pub fn parse_request(head: &[u8]) -> Result<Request, String> {
+    let mut hs = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut hs);
+    match req.parse(head) {
+        Ok(httparse::Status::Complete(_)) => Ok(Request {
+            method: req.method.unwrap_or("").to_string(),
+            target: req.path.unwrap_or("").to_string(),
+            headers: collect(req.headers),
+        }),
+        Ok(httparse::Status::Partial) => Err("incomplete request head".into()),
+        Err(e) => Err(format!("malformed request head: {e}")),
+    }
+}
+
+pub fn parse_response(head: &[u8]) -> Result<Response, String> {
+    let mut hs = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut res = httparse::Response::new(&mut hs);
+    match res.parse(head) {
+        Ok(httparse::Status::Complete(_)) => Ok(Response {
+            code: res.code.unwrap_or(0),
+            reason: res.reason.unwrap_or("").to_string(),
+            headers: collect(res.headers),
+        }),
+        _ => Err("the answer is not HTTP".into()),
+    }
+}
+
+/// Check a request is a WebSocket upgrade; returns the `Sec-WebSocket-Accept` value.
+pub fn check_upgrade(req: &Request) -> Result<String, String> {
+    let h = &req.headers;
+    if req.method != "GET" {
+        return Err(format!("method {} is not GET", req.method));
+    }
+    if !has_token(h, "upgrade", "websocket") || !has_token(h, "connection", "upgrade") {
+        return Err(
+            "not a WebSocket upgrade (no Upgrade: websocket and Connection: upgrade)".into(),
+        );
+    }
+    if header(h, "sec-websocket-version") != Some("13") {
+        return Err("Sec-WebSocket-Version must be 13".into());
+    }
+    match header(h, "sec-websocket-key") {
+        Some(k) if k.len() == 24 => Ok(derive_accept_key(k.as_bytes())),
+        _ => Err("missing or bad Sec-WebSocket-Key".into()),
+    }
+}
+
+/// Does the client offer the `binary` subprotocol (websockify and noVNC do)?
+pub fn offers_binary(req: &Request) -> bool {
+    has_token(&req.headers, "sec-websocket-protocol", "binary")
+}
+
+/// Answer a request with an error status and a one-line plain-text body, then close.
+pub fn refuse(s: &mut impl Write, code: u16, reason: &str, body: &str) -> io::Result<()> {
+    let r = format!(
+        "HTTP/1.1 {code} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}\n",
+        body.len() + 1
+    );
+    s.write_all(r.as_bytes())?;
+    s.flush()
+}
+
+/// Accept the upgrade: write the 101 answer.
+pub fn accept(s: &mut impl Write, accept_key: &str, binary: bool) -> io::Result<()> {
+    let proto = if binary {
+        "Sec-WebSocket-Protocol: binary\r\n"
+    } else {
+        ""
+    };
+    let r = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {accept_key}\r\n{proto}\r\n"
+    );
+    s.write_all(r.as_bytes())?;
+    s.flush()
+}
+
+/// Run the client side of the handshake on a connected stream (TLS already done).
+/// `headers` are extra `Name: value` lines from the command line.
+pub fn client_handshake(
+    mut s: Stream,
+    url: &WsUrl,
+    headers: &[String],
+) -> Result<WebSocket<Stream>, Error> {
+    let key = tungstenite::handshake::client::generate_key();
+    let mut req = format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Protocol: binary\r\nUser-Agent: wssh/{}\r\n",
+        url.path,
+        url.host_header(),
+        env!("CARGO_PKG_VERSION")
+    );
+    if let Some(user) = &url.userinfo {
+        req += &format!("Authorization: Basic {}\r\n", base64(user.as_bytes()));
+    }
+    for h in headers {
+        req += &format!("{h}\r\n");
+    }
+    req += "\r\n";
+    log::debug!("request to {}: {}", url.authority(), redact(&req));
+    let io_err = |e| Error::io(format!("handshake with {}", url.authority()), e);
+    s.write_all(req.as_bytes())
+        .and_then(|_| s.flush())
+        .map_err(io_err)?;
+    let (head, rest) = match read_head(&mut s) {
+        Ok(x) => x,
+        Err(HeadError::Empty) => {
+            let e = io::Error::new(io::ErrorKind::UnexpectedEof, "closed without an answer");
+            return Err(io_err(e));
+        }
+        Err(HeadError::TooLarge) => {
+            return Err(Error::Handshake(format!(
+                "server answer head over {MAX_HEAD} bytes"
+            )));
+        }
+        Err(HeadError::Io(e)) => return Err(io_err(e)),
+    };
+    let res =
+        parse_response(&head).map_err(|e| Error::Handshake(format!("{e}: {}", snippet(&head))))?;
+    log::debug!("answer: {} {}", res.code, res.reason);
+    if res.code != 101 {
+        return Err(Error::Handshake(refusal(&res, &rest, &mut s)));
+    }
+    if header(&res.headers, "sec-websocket-accept") != Some(&derive_accept_key(key.as_bytes())) {
+        return Err(Error::Handshake(
+            "server answered 101 with a wrong Sec-WebSocket-Accept".into(),
+        ));
+    }
+    if let Some(p) = header(&res.headers, "sec-websocket-protocol").filter(|p| *p != "binary") {
+        return Err(Error::Handshake(format!(
+            "server chose subprotocol {p:?}, not binary"
+        )));
+    }
+    Ok(pump::websocket(s, rest, Role::Client))
+}
+
+/// `server answered 403 Forbidden: target not allowed`, with `Location` and the body's start.
+fn refusal(res: &Response, rest: &[u8], s: &mut Stream) -> String {
+    let mut msg = format!("server answered {} {}", res.code, res.reason);
+    if let Some(loc) = header(&res.headers, "location") {
+        msg += &format!(", Location: {loc}");
+    }
+    let mut body = rest.to_vec();
+    let want: usize = header(&res.headers, "content-length")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(0);
+    let mut chunk = [0u8; 512];
+    while body.len() < want.min(512) {
+        match s.read(&mut chunk) {
+            Ok(n) if n > 0 => body.extend_from_slice(&chunk[..n]),
+            _ => break,
+        }
+    }
+    let text = snippet(&body);
+    if !text.is_empty() {
+        msg += &format!(": {text}");
+    }
+    msg
+}
+
+/// The start of a body or head as one printable line.
+fn snippet(b: &[u8]) -> String {
+    let s = String::from_utf8_lossy(&b[..b.len().min(200)]);
+    let s: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// A head with credentials and cookies replaced, for debug logs.
+pub fn redact(head: &str) -> String {
+    let secret = ["authorization:", "proxy-authorization:", "cookie:"];
+    head.lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| match l.split_once(':') {
+            Some((n, _)) if secret.contains(&format!("{}:", n.to_ascii_lowercase()).as_str()) => {
+                format!("{n}: [redacted]")
+            }
+            _ => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(input: &[u8], expected: Result<(usize, usize), &str>) {
+        let got = match read_head(&mut &input[..]) {
+            Ok((h, r)) => Ok((h.len(), r.len())),
+            Err(HeadError::Empty) => Err("empty"),
+            Err(HeadError::TooLarge) => Err("large"),
+            Err(HeadError::Io(_)) => Err("io"),
+        };
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn heads() {
+        check(b"", Err("empty"));
+        check(b"GET / HTTP/1.1\r\n\r\n", Ok((18, 0)));
+        check(b"GET / HTTP/1.1\r\n\r\nSSH-2.0", Ok((18, 7)));
+        check(b"GET / HTTP/1.1\r\n", Err("io"));
+        check(&[b'a'; MAX_HEAD + 10], Err("large"));
+    }
+
+    #[test]
+    fn upgrade_checks() {
+        let req =
+            |h: &str| parse_request(format!("GET /x HTTP/1.1\r\n{h}\r\n").as_bytes()).unwrap();
+        let good = "Upgrade: WebSocket\r\nConnection: keep-alive, Upgrade\r\n\
+                    Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+        assert_eq!(
+            check_upgrade(&req(good)).unwrap(),
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
+        assert!(check_upgrade(&req("Host: x\r\n"))
+            .unwrap_err()
+            .contains("not a WebSocket"));
+        assert!(!offers_binary(&req(good)));
+        assert!(offers_binary(&req(
+            "Sec-WebSocket-Protocol: base64, binary\r\n"
+        )));
+        assert!(parse_request(b"\x16\x03\x01garbage\r\n\r\n").is_err());
+    }
+
+    #[test]
+    fn redaction() {
+        let r = redact("GET / HTTP/1.1\r\nAuthorization: Basic eDp5\r\nCookie: a=b\r\nHost: h\r\n");
+        assert_eq!(
+            r,
+            "GET / HTTP/1.1 | Authorization: [redacted] | Cookie: [redacted] | Host: h"
+        );
+    }
+}
