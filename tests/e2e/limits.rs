@@ -1,0 +1,146 @@
+//! Bad input gets a clear answer and the server goes on serving: garbage, oversized heads,
+//! non-upgrades, text frames, unmasked frames, frames claiming 2^62 bytes, silent clients.
+
+use crate::support::*;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+/// After each bad client, a good one still gets through.
+fn still_serves(srv: &Server) {
+    let (status, out, err) = run_client(&[&srv.url("ws", "/")], b"ping");
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "{err}\n{}",
+        srv.log()
+    );
+    assert_eq!(out, b"ping");
+}
+
+/// Send raw bytes, return the server's whole answer (it must close the connection).
+fn answer(addr: SocketAddr, bytes: &[u8]) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    let _ = s.write_all(bytes);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn bad_requests_get_clear_statuses_and_the_next_client_is_served() {
+    let target = Target::echo();
+    let srv = Server::start(&["--target", &target.arg()]);
+    let cases: &[(&[u8], &str)] = &[
+        (b"\x00\x01garbage\xff\r\n\r\n", "HTTP/1.1 400 Bad Request"),
+        (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 400 Bad Request"),
+        (b"POST / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n", "HTTP/1.1 400"),
+        (b"GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 8\r\n\r\n", "HTTP/1.1 400"),
+    ];
+    for (req, want) in cases {
+        let got = answer(srv.addr, req);
+        assert!(got.starts_with(want), "{req:?}: got {got:?}");
+        still_serves(&srv);
+    }
+    let body = answer(srv.addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(
+        body.contains("not a WebSocket upgrade"),
+        "the body says why: {body}"
+    );
+    assert_eq!(
+        target.accepted.load(std::sync::atomic::Ordering::SeqCst),
+        4,
+        "only good clients dial"
+    );
+}
+
+#[test]
+fn oversized_head_gets_431() {
+    let target = Target::echo();
+    let srv = Server::start(&["--target", &target.arg()]);
+    let mut req = b"GET / HTTP/1.1\r\n".to_vec();
+    for i in 0..2000 {
+        req.extend_from_slice(format!("X-Pad-{i}: aaaaaaaaaaaaaaaaaaaa\r\n").as_bytes());
+    }
+    let got = answer(srv.addr, &req);
+    assert!(got.starts_with("HTTP/1.1 431"), "{got}");
+    still_serves(&srv);
+}
+
+#[test]
+fn text_frame_gets_close_1003() {
+    let target = Target::echo();
+    let srv = Server::start(&["--target", &target.arg()]);
+    let mut ws = raw_ws(srv.addr, "/");
+    ws.write_all(&frame(1, b"SSH-2.0-hello")).unwrap();
+    assert_eq!(close_code(&mut ws), Some(1003));
+    still_serves(&srv);
+}
+
+#[test]
+fn unmasked_frame_gets_close_1002() {
+    let target = Target::echo();
+    let srv = Server::start(&["--target", &target.arg()]);
+    let mut ws = raw_ws(srv.addr, "/");
+    ws.write_all(&[0x82, 3, b'a', b'b', b'c']).unwrap();
+    assert_eq!(close_code(&mut ws), Some(1002));
+    still_serves(&srv);
+}
+
+#[test]
+fn frame_claiming_2_pow_62_bytes_gets_close_1009() {
+    let target = Target::echo();
+    let srv = Server::start(&["--target", &target.arg()]);
+    let mut ws = raw_ws(srv.addr, "/");
+    let mut f = vec![0x82, 0x80 | 127];
+    f.extend_from_slice(&(1u64 << 62).to_be_bytes());
+    f.extend_from_slice(&[1, 2, 3, 4]);
+    ws.write_all(&f).unwrap();
+    assert_eq!(close_code(&mut ws), Some(1009));
+    still_serves(&srv);
+}
+
+#[test]
+fn silent_connection_is_dropped_after_the_handshake_timeout() {
+    let target = Target::echo();
+    let srv = Server::start(&["--target", &target.arg(), "--handshake-timeout", "1"]);
+    let mut s = TcpStream::connect(srv.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let t = std::time::Instant::now();
+    let mut b = [0u8; 1];
+    assert_eq!(s.read(&mut b).unwrap_or(0), 0, "closed without an answer");
+    assert!(t.elapsed() < Duration::from_secs(4));
+    still_serves(&srv);
+}
+
+#[test]
+fn tunnel_limit_answers_503() {
+    let target = Target::start(|s| {
+        let _ = (&s).read_to_end(&mut Vec::new());
+    });
+    let srv = Server::start(&["--target", &target.arg(), "--max-tunnels", "1"]);
+    let _first = raw_ws(srv.addr, "/");
+    eventually("the first tunnel", || {
+        target.accepted.load(std::sync::atomic::Ordering::SeqCst) == 1
+    });
+    let got = answer(srv.addr, b"GET / HTTP/1.1\r\n\r\n");
+    assert!(got.starts_with("HTTP/1.1 503"), "{got}");
+}
+
+#[test]
+fn usage_errors_exit_2_with_one_line() {
+    for args in [
+        &["client"][..],
+        &["client", "http://x/"],
+        &["server", "--allow", "1.2.3.4/40"],
+        &["bogus"],
+        &["server", "--tls-only"],
+    ] {
+        let out = std::process::Command::new(BIN).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.starts_with("error: "), "{args:?}: {err}");
+        assert!(out.stdout.is_empty());
+    }
+}

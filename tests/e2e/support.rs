@@ -1,0 +1,435 @@
+//! Test support: the real `wssh` binary on loopback port 0, temp dirs, certificates, TCP targets,
+//! reproducible data, and bounded waits. Every child is killed by PID on drop; nothing hangs.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_wssh");
+/// Upper bound for anything that should take a moment: a hang fails the test, not CI.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// A directory under the system temp dir, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        let p = std::env::temp_dir().join(format!("wssh-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A child process killed (by its PID) when dropped.
+pub struct Proc {
+    pub child: Child,
+    /// Everything it wrote to stderr so far, a line each.
+    pub stderr: Arc<Mutex<Vec<String>>>,
+}
+
+impl Proc {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+    /// Wait for exit, at most `limit`; None if it is still running.
+    pub fn wait_for(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let end = Instant::now() + limit;
+        while Instant::now() < end {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                // Let the stderr reader catch the last lines.
+                thread::sleep(Duration::from_millis(50));
+                return Some(s);
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+    pub fn stderr_text(&self) -> String {
+        self.stderr.lock().unwrap().join("\n")
+    }
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.pid().to_string()])
+            .status();
+        assert!(ok.unwrap().success(), "kill -{sig} failed");
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Collect a child's stderr into lines; `tx` gets each line too.
+fn read_stderr(child: &mut Child, tx: Option<mpsc::Sender<String>>) -> Arc<Mutex<Vec<String>>> {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let err = child.stderr.take().unwrap();
+    let l = lines.clone();
+    thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            if let Some(tx) = &tx {
+                let _ = tx.send(line.clone());
+            }
+            l.lock().unwrap().push(line);
+        }
+    });
+    lines
+}
+
+/// A running `wssh server` and its address.
+pub struct Server {
+    pub proc: Proc,
+    pub addr: SocketAddr,
+}
+
+impl Server {
+    /// Start `wssh server --listen 127.0.0.1:0 ARGS` and wait for `listening on`.
+    pub fn start(args: &[&str]) -> Server {
+        Server::start_on("127.0.0.1:0", args)
+    }
+
+    pub fn start_on(listen: &str, args: &[&str]) -> Server {
+        let mut child = Command::new(BIN)
+            .args(["server", "--listen", listen])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = mpsc::channel();
+        let stderr = read_stderr(&mut child, Some(tx));
+        let proc = Proc { child, stderr };
+        let end = Instant::now() + PATIENCE;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(a) = line.split("listening on ").nth(1) {
+                        let addr = a.trim().parse().unwrap();
+                        return Server { proc, addr };
+                    }
+                }
+                Err(_) => panic!("server did not start: {}", proc.stderr_text()),
+            }
+        }
+    }
+
+    pub fn url(&self, scheme: &str, path: &str) -> String {
+        format!("{scheme}://{}{path}", self.addr)
+    }
+
+    pub fn log(&self) -> String {
+        self.proc.stderr_text()
+    }
+}
+
+/// Start `wssh client ARGS` with piped stdin and stdout.
+pub fn client(args: &[&str]) -> Proc {
+    let mut child = Command::new(BIN)
+        .arg("client")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = read_stderr(&mut child, None);
+    Proc { child, stderr }
+}
+
+/// Run a client to the end: feed `input` (then EOF), collect stdout. Bounded by PATIENCE.
+pub fn run_client(args: &[&str], input: &[u8]) -> (Option<ExitStatus>, Vec<u8>, String) {
+    let mut c = client(args);
+    let mut stdin = c.child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let w = thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = read_all_bounded(c.child.stdout.take().unwrap());
+    let status = c.wait_for(PATIENCE);
+    w.join().unwrap();
+    (status, out, c.stderr_text())
+}
+
+/// Read a pipe to EOF on a helper thread, giving up after PATIENCE.
+pub fn read_all_bounded(mut r: impl Read + Send + 'static) -> Vec<u8> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = r.read_to_end(&mut v);
+        let _ = tx.send(v);
+    });
+    rx.recv_timeout(PATIENCE)
+        .expect("output did not end in time")
+}
+
+/// A TCP target on 127.0.0.1:0 running `handle` for each connection; counts connections.
+pub struct Target {
+    pub addr: SocketAddr,
+    pub accepted: Arc<AtomicUsize>,
+}
+
+impl Target {
+    pub fn start<F>(handle: F) -> Target
+    where
+        F: Fn(TcpStream) + Send + Sync + 'static,
+    {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let (acc, handle) = (accepted.clone(), Arc::new(handle));
+        thread::spawn(move || {
+            for s in l.incoming().map_while(Result::ok) {
+                acc.fetch_add(1, Ordering::SeqCst);
+                let h = handle.clone();
+                thread::spawn(move || {
+                    s.set_read_timeout(Some(PATIENCE)).unwrap();
+                    h(s)
+                });
+            }
+        });
+        Target { addr, accepted }
+    }
+
+    /// Echo everything back; close after the peer's EOF.
+    pub fn echo() -> Target {
+        Target::start(|mut s| {
+            let mut r = s.try_clone().unwrap();
+            let _ = std::io::copy(&mut r, &mut s);
+        })
+    }
+
+    pub fn arg(&self) -> String {
+        self.addr.to_string()
+    }
+}
+
+/// Reproducible pseudo-random bytes (xorshift64*), so both ends can agree without sharing.
+pub fn data(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut v = Vec::with_capacity(len + 8);
+    while v.len() < len {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        v.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+    }
+    v.truncate(len);
+    v
+}
+
+/// FNV-1a over 8-byte words: a checksum for comparing streams.
+pub fn checksum(b: &[u8]) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64 ^ b.len() as u64;
+    for c in b.chunks(8) {
+        let mut w = [0u8; 8];
+        w[..c.len()].copy_from_slice(c);
+        h = (h ^ u64::from_le_bytes(w)).wrapping_mul(0x100_0000_01b3);
+    }
+    h
+}
+
+/// CA and server certificate for 127.0.0.1 and localhost, made with the openssl CLI.
+pub struct Certs {
+    pub ca: String,
+    pub cert: String,
+    pub key: String,
+}
+
+pub fn certs(dir: &TempDir) -> Certs {
+    let p = |n: &str| dir.path(n).to_str().unwrap().to_string();
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl must be installed");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ext = p("ext.cnf");
+    std::fs::write(&ext, "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost\n").unwrap();
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        &p("ca.key"),
+        "-out",
+        &p("ca.pem"),
+        "-days",
+        "2",
+        "-subj",
+        "/CN=wssh test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        &p("key.pem"),
+        "-out",
+        &p("srv.csr"),
+        "-subj",
+        "/CN=localhost",
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        &p("srv.csr"),
+        "-CA",
+        &p("ca.pem"),
+        "-CAkey",
+        &p("ca.key"),
+        "-CAcreateserial",
+        "-out",
+        &p("cert.pem"),
+        "-days",
+        "2",
+        "-extfile",
+        &ext,
+    ]);
+    Certs {
+        ca: p("ca.pem"),
+        cert: p("cert.pem"),
+        key: p("key.pem"),
+    }
+}
+
+/// A raw WebSocket client for feeding the server malformed frames: returns the socket after 101.
+pub fn raw_ws(addr: SocketAddr, path: &str) -> TcpStream {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let head = read_head(&mut s);
+    assert!(head.starts_with("HTTP/1.1 101"), "expected 101, got {head}");
+    s
+}
+
+/// Read byte by byte up to the end of an HTTP head.
+pub fn read_head(s: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match s.read(&mut b) {
+            Ok(1) => head.push(b[0]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}
+
+/// A masked client frame.
+pub fn frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![0x80 | opcode];
+    match payload.len() {
+        n if n < 126 => f.push(0x80 | n as u8),
+        n => {
+            f.push(0x80 | 126);
+            f.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+    }
+    let mask = [1u8, 2, 3, 4];
+    f.extend_from_slice(&mask);
+    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    f
+}
+
+/// Read server frames until a Close; return its code (None if the socket ended first).
+pub fn close_code(s: &mut TcpStream) -> Option<u16> {
+    loop {
+        let mut h = [0u8; 2];
+        s.read_exact(&mut h).ok()?;
+        let len = match h[1] & 0x7f {
+            126 => {
+                let mut l = [0u8; 2];
+                s.read_exact(&mut l).ok()?;
+                u16::from_be_bytes(l) as usize
+            }
+            127 => {
+                let mut l = [0u8; 8];
+                s.read_exact(&mut l).ok()?;
+                u64::from_be_bytes(l) as usize
+            }
+            n => n as usize,
+        };
+        let mut p = vec![0u8; len];
+        s.read_exact(&mut p).ok()?;
+        if h[0] & 0x0f == 8 {
+            return p.get(..2).map(|c| u16::from_be_bytes([c[0], c[1]]));
+        }
+    }
+}
+
+/// User and system CPU ticks of a process so far (Linux /proc).
+pub fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after.split(' ').collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+/// Must `cond` become true within PATIENCE?
+pub fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let end = Instant::now() + PATIENCE;
+    while Instant::now() < end {
+        if cond() {
+            return;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+pub fn exists(p: &Path) -> bool {
+    p.exists()
+}
+
+/// Context switches of all threads of a process so far (Linux /proc): each wake-up counts one.
+pub fn wakeups(pid: u32) -> u64 {
+    let mut n = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .map_while(Result::ok)
+    {
+        let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+        for line in status.lines().filter(|l| l.contains("ctxt_switches")) {
+            n += line
+                .split_whitespace()
+                .last()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    n
+}

@@ -1,0 +1,124 @@
+//! wss:// on the same port as ws://: certificate verification, --ca, --insecure, --tls-only.
+
+use crate::support::*;
+
+fn code(r: &(Option<std::process::ExitStatus>, Vec<u8>, String)) -> Option<i32> {
+    r.0.and_then(|s| s.code())
+}
+
+#[test]
+fn wss_and_ws_share_a_port_and_verification_is_on_by_default() {
+    let dir = TempDir::new("tls");
+    let c = certs(&dir);
+    let target = Target::echo();
+    let srv = Server::start(&[
+        "--target",
+        &target.arg(),
+        "--cert",
+        &c.cert,
+        "--key",
+        &c.key,
+    ]);
+    let r = run_client(&[&srv.url("wss", "/"), "--ca", &c.ca], b"over tls");
+    assert_eq!(
+        (code(&r), r.1.as_slice()),
+        (Some(0), &b"over tls"[..]),
+        "{}",
+        r.2
+    );
+    let r = run_client(&[&srv.url("ws", "/")], b"plain");
+    assert_eq!(
+        (code(&r), r.1.as_slice()),
+        (Some(0), &b"plain"[..]),
+        "{}",
+        r.2
+    );
+    // Without the CA: refused, with one clear line.
+    let r = run_client(&[&srv.url("wss", "/")], b"x");
+    assert_eq!(code(&r), Some(1));
+    assert!(
+        r.2.contains("error: tls: certificate verify failed for 127.0.0.1"),
+        "{}",
+        r.2
+    );
+    // --insecure connects, and says loudly that it is insecure.
+    let r = run_client(&[&srv.url("wss", "/"), "--insecure"], b"x");
+    assert_eq!(code(&r), Some(0), "{}", r.2);
+    assert!(r.2.contains("NOT verified"), "{}", r.2);
+}
+
+#[test]
+fn wrong_name_fails_verification() {
+    let dir = TempDir::new("tls-name");
+    let c = certs(&dir);
+    let target = Target::echo();
+    let srv = Server::start(&[
+        "--target",
+        &target.arg(),
+        "--cert",
+        &c.cert,
+        "--key",
+        &c.key,
+    ]);
+    // The certificate names 127.0.0.1 and localhost, not this name.
+    let url = format!("wss://wrong-name.invalid:{}/", srv.addr.port());
+    let r = run_client(&[&url, "--ca", &c.ca], b"");
+    assert_eq!(code(&r), Some(1), "{}", r.2);
+}
+
+#[test]
+fn tls_only_refuses_plain_with_a_reason() {
+    let dir = TempDir::new("tls-only");
+    let c = certs(&dir);
+    let target = Target::echo();
+    let srv = Server::start(&[
+        "--target",
+        &target.arg(),
+        "--cert",
+        &c.cert,
+        "--key",
+        &c.key,
+        "--tls-only",
+    ]);
+    let r = run_client(&[&srv.url("ws", "/")], b"x");
+    assert_eq!(code(&r), Some(1));
+    assert!(r.2.contains("400") && r.2.contains("wss://"), "{}", r.2);
+    let r = run_client(&[&srv.url("wss", "/"), "--ca", &c.ca], b"ok");
+    assert_eq!(r.1, b"ok", "{}", r.2);
+}
+
+#[test]
+fn tls_hello_on_a_plain_server_is_logged_and_dropped() {
+    let target = Target::echo();
+    let srv = Server::start(&["--target", &target.arg()]);
+    let r = run_client(&[&srv.url("wss", "/"), "--insecure"], b"x");
+    assert_eq!(code(&r), Some(1));
+    eventually("the log line", || {
+        srv.log().contains("TLS hello on a plain server")
+    });
+}
+
+#[test]
+fn non_pkcs8_key_is_refused_at_startup() {
+    let dir = TempDir::new("tls-key");
+    let c = certs(&dir);
+    let rsa = dir.path("rsa.pem");
+    let out = std::process::Command::new("openssl")
+        .args([
+            "rsa",
+            "-in",
+            &c.key,
+            "-traditional",
+            "-out",
+            rsa.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let out = std::process::Command::new(BIN)
+        .args(["server", "--cert", &c.cert, "--key", rsa.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PKCS#8"));
+}
