@@ -1,9 +1,10 @@
 //! The command line: help texts, pico-args parsing, and validation into a `Config` that does not
 //! change afterwards. Files (certificates, hosts) are loaded here, so bad input fails before any
-//! socket opens. This is the only module that reads the environment (it reads none yet).
+//! socket opens. This is the only module that reads the environment: the proxy variables.
 
 use crate::error::Error;
 use crate::policy::{parse_hosts, Policy, Rule, Target};
+use crate::proxy::{Proxies, ProxyUrl};
 use crate::url::{self, WsUrl};
 use log::LevelFilter;
 use native_tls::{TlsAcceptor, TlsConnector};
@@ -18,6 +19,8 @@ wssh: SSH (or any TCP) over WebSocket
 Usage:
   wssh client [OPTIONS] URL    stdin/stdout to a ws:// or wss:// URL (an SSH ProxyCommand)
   wssh server [OPTIONS]        WebSocket to TCP (default: 127.0.0.1:4567 to 127.0.0.1:22)
+  wssh connect [OPTIONS] URL   a local HTTP CONNECT proxy (127.0.0.1:3122) into tunnels
+  wssh forward --listen ADDR URL   a local port forward: each connection gets a tunnel
   wssh help COMMAND            help for one command
   wssh --version
 
@@ -35,13 +38,11 @@ URL is ws://[user:pass@]host[:port]/path or wss://...; user:pass is sent as Basi
 Example: ssh -o ProxyCommand='wssh client wss://gw.example.com/ssh/%h:%p' me@db1
 
 Options:
-  --ca FILE              also trust this PEM CA certificate (repeatable)
-  --insecure             do not verify the server's certificate (dangerous: prints a warning)
-  -H, --header 'N: v'    send an extra HTTP header (repeatable)
-  --connect-timeout S    seconds to connect and finish the handshakes [default: 10]
+DIALER_OPTIONS
   -v, -vv, -q            debug, trace, or errors only [default: warnings]
   -h, --help             this text
 
+ENVIRONMENT
 stdout carries only tunnel bytes; all messages go to stderr.
 Exit codes: 0 the server closed normally, 1 an error (one line on stderr), 2 a usage error,
 130 ended by a signal (SIGHUP, SIGTERM, Ctrl-C).
@@ -70,26 +71,108 @@ Options:
   --max-tunnels N        tunnels at once; more get 503 [default: 1000]
   --handshake-timeout S  seconds a client has to finish TLS and HTTP [default: 10]
   --connect-timeout S    seconds to connect to a target [default: 10]
+  --ping S               ping a client silent for S seconds; one silent for 4 pings' time
+                         is gone [default: 30; 0: never]
+  --trusted-proxy CIDR   connections from here (nginx) may name the real client in
+                         X-Forwarded-For or X-Real-IP, for the log (repeatable)
   -v, -vv, -q            debug, trace, or errors only [default: info]
   -h, --help             this text
 
 SIGTERM or Ctrl-C: stop accepting, close tunnels (1001), exit within 2 s; a second one exits now.
 ";
 
+pub const CONNECT_HELP: &str = "\
+wssh connect: a local HTTP proxy that answers CONNECT host:port with a tunnel
+
+Usage: wssh connect [OPTIONS] URL
+
+URL says where the requested host and port go: {host} and {port} are replaced
+(wss://gw/ssh/{host}:{port}); a URL ending in /ssh/ gets host:port appended; any other URL
+is used as it is for every request. 200 is answered once the tunnel is open; otherwise 502
+(server unreachable), 403 (target refused by the server), 405 (not CONNECT), 400, 431.
+
+Options:
+  --listen ADDR          where to listen [default: 127.0.0.1:3122]
+  --max-tunnels N        tunnels at once [default: 1000]
+DIALER_OPTIONS
+  -v, -vv, -q            debug, trace, or errors only [default: info]
+  -h, --help             this text
+
+ENVIRONMENT";
+
+pub const FORWARD_HELP: &str = "\
+wssh forward: a local port forward (like ssh -L): each connection gets its own tunnel
+
+Usage: wssh forward --listen ADDR [OPTIONS] URL
+
+Example: wssh forward --listen 127.0.0.1:2222 wss://gw.example.com/ssh/db1
+         ssh -p 2222 me@127.0.0.1
+
+Options:
+  --listen ADDR          where to listen (required)
+  --max-tunnels N        tunnels at once [default: 1000]
+DIALER_OPTIONS
+  -v, -vv, -q            debug, trace, or errors only [default: info]
+  -h, --help             this text
+
+ENVIRONMENT";
+
+const DIALER_OPTIONS: &str = "  \
+  --ca FILE              also trust this PEM CA certificate (repeatable)
+  --insecure             do not verify the server's certificate (dangerous: prints a warning)
+  -H, --header 'N: v'    send an extra HTTP header (repeatable)
+  --proxy URL            reach the server through this HTTP proxy: http://[user:pass@]host:port
+  --ping S               ping a server silent for S seconds; one silent for 4 pings' time
+                         is gone [default: 30; 0: never]
+  --connect-timeout S    seconds to connect and finish the handshakes [default: 10]";
+
+const ENVIRONMENT: &str = "\
+Environment (unless --proxy is given):
+  https_proxy, HTTPS_PROXY   HTTP proxy for wss:// URLs
+  http_proxy                 HTTP proxy for ws:// URLs (HTTP_PROXY is ignored, as curl does)
+  no_proxy, NO_PROXY         hosts that skip the proxy: names, .domains, addresses, *
+";
+
+/// A help text with the shared option and environment blocks filled in.
+fn help(text: &str) -> String {
+    let text = text.replace("DIALER_OPTIONS", DIALER_OPTIONS.trim_start());
+    let text = text.replace("ENVIRONMENT", ENVIRONMENT);
+    text.replace("Options:\n--ca", "Options:\n  --ca")
+}
+
 /// What to run.
 pub enum Command {
     Client(ClientConfig, LevelFilter),
     Server(Box<ServerConfig>, LevelFilter),
+    Connect(ListenConfig, LevelFilter),
+    Forward(ListenConfig, LevelFilter),
     /// Print this text on stdout and exit 0.
     Print(String),
 }
 
-pub struct ClientConfig {
-    pub url: WsUrl,
+/// How the client side of every mode reaches the server.
+pub struct Dialer {
+    /// Present when the URL (or template) is wss://.
     pub tls: Option<TlsConnector>,
     pub insecure: bool,
     pub headers: Vec<String>,
+    pub proxies: Proxies,
+    pub ping: Option<Duration>,
     pub connect_timeout: Duration,
+}
+
+pub struct ClientConfig {
+    pub url: WsUrl,
+    pub dialer: Dialer,
+}
+
+/// `wssh connect` and `wssh forward`.
+pub struct ListenConfig {
+    pub listen: SocketAddr,
+    /// The URL, with `{host}` and `{port}` for connect.
+    pub template: String,
+    pub max_tunnels: usize,
+    pub dialer: Dialer,
 }
 
 pub struct ServerConfig {
@@ -101,6 +184,8 @@ pub struct ServerConfig {
     pub max_tunnels: usize,
     pub handshake_timeout: Duration,
     pub connect_timeout: Duration,
+    pub ping: Option<Duration>,
+    pub trusted_proxies: Vec<Rule>,
 }
 
 fn usage(msg: impl std::fmt::Display) -> Error {
@@ -145,59 +230,174 @@ pub fn parse(raw: Vec<std::ffi::OsString>) -> Result<Command, Error> {
         )));
     }
     let sub = args.subcommand().map_err(usage)?;
-    let help = args.contains(["-h", "--help"]);
+    let wants_help = args.contains(["-h", "--help"]);
+    let help_for = |topic: &str| match topic {
+        "client" => Some(help(CLIENT_HELP)),
+        "server" => Some(SERVER_HELP.to_string()),
+        "connect" => Some(help(CONNECT_HELP)),
+        "forward" => Some(help(FORWARD_HELP)),
+        _ => None,
+    };
+    if let (true, Some(text)) = (wants_help, sub.as_deref().and_then(help_for)) {
+        return Ok(Command::Print(text));
+    }
     match sub.as_deref() {
-        Some("client") if help => Ok(Command::Print(CLIENT_HELP.into())),
-        Some("server") if help => Ok(Command::Print(SERVER_HELP.into())),
         Some("client") => client(args),
         Some("server") => server(args),
+        Some("connect") => listener(args, true),
+        Some("forward") => listener(args, false),
         Some("help") => {
             let topic: Option<String> = args.opt_free_from_str().map_err(usage)?;
-            match topic.as_deref() {
-                Some("client") => Ok(Command::Print(CLIENT_HELP.into())),
-                Some("server") => Ok(Command::Print(SERVER_HELP.into())),
-                _ => Ok(Command::Print(MAIN_HELP.into())),
-            }
+            Ok(Command::Print(
+                topic
+                    .as_deref()
+                    .and_then(help_for)
+                    .unwrap_or_else(|| MAIN_HELP.into()),
+            ))
         }
-        None if help => Ok(Command::Print(MAIN_HELP.into())),
+        None if wants_help => Ok(Command::Print(MAIN_HELP.into())),
         None => Err(usage("no command given")),
         Some(other) => Err(usage(format!("unknown command {other:?}"))),
     }
 }
 
+/// The raw dialer flags; `build` validates them once the URL's scheme is known.
+struct DialerArgs {
+    insecure: bool,
+    ca: Vec<String>,
+    headers: Vec<String>,
+    proxy: Option<String>,
+    ping: u64,
+    connect_timeout: Duration,
+}
+
+impl DialerArgs {
+    fn take(args: &mut Arguments) -> Result<DialerArgs, Error> {
+        Ok(DialerArgs {
+            insecure: args.contains("--insecure"),
+            ca: args.values_from_str("--ca").map_err(usage)?,
+            headers: args.values_from_str(["-H", "--header"]).map_err(usage)?,
+            proxy: args.opt_value_from_str("--proxy").map_err(usage)?,
+            ping: args
+                .opt_value_from_str("--ping")
+                .map_err(usage)?
+                .unwrap_or(30),
+            connect_timeout: seconds(args, "--connect-timeout", 10)?,
+        })
+    }
+
+    fn build(self, tls: bool) -> Result<Dialer, Error> {
+        for h in &self.headers {
+            let ok = h
+                .split_once(':')
+                .is_some_and(|(n, _)| !n.trim().is_empty() && !n.contains(' '));
+            if !ok || h.contains(['\r', '\n']) {
+                return Err(usage(format!("bad header {h:?}: expected 'Name: value'")));
+            }
+        }
+        if !tls && (self.insecure || !self.ca.is_empty()) {
+            return Err(usage("--ca and --insecure need a wss:// URL"));
+        }
+        let parse_proxy = |s: &str| ProxyUrl::parse(s).map_err(usage);
+        let env = |names: &[&str]| {
+            names
+                .iter()
+                .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
+        };
+        let proxies = Proxies {
+            explicit: self.proxy.as_deref().map(parse_proxy).transpose()?,
+            https: env(&["https_proxy", "HTTPS_PROXY"])
+                .as_deref()
+                .map(parse_proxy)
+                .transpose()?,
+            http: env(&["http_proxy"])
+                .as_deref()
+                .map(parse_proxy)
+                .transpose()?,
+            no_proxy: env(&["no_proxy", "NO_PROXY"])
+                .map_or(vec![], |v| v.split(',').map(String::from).collect()),
+        };
+        Ok(Dialer {
+            tls: if tls {
+                Some(crate::tls::connector(&self.ca, self.insecure)?)
+            } else {
+                None
+            },
+            insecure: self.insecure,
+            headers: self.headers,
+            proxies,
+            ping: (self.ping > 0).then(|| Duration::from_secs(self.ping)),
+            connect_timeout: self.connect_timeout,
+        })
+    }
+}
+
 fn client(mut args: Arguments) -> Result<Command, Error> {
     let level = level(&mut args, LevelFilter::Warn);
-    let insecure = args.contains("--insecure");
-    let ca: Vec<String> = args.values_from_str("--ca").map_err(usage)?;
-    let mut headers: Vec<String> = args.values_from_str(["-H", "--header"]).map_err(usage)?;
-    let connect_timeout = seconds(&mut args, "--connect-timeout", 10)?;
+    let dialer = DialerArgs::take(&mut args)?;
     let raw: String = args.free_from_str().map_err(|_| usage("missing URL"))?;
     finish(args)?;
     let url = url::parse(&raw).map_err(usage)?;
-    for h in &mut headers {
-        let ok = h
-            .split_once(':')
-            .is_some_and(|(n, _)| !n.trim().is_empty() && !n.contains(' '));
-        if !ok || h.contains(['\r', '\n']) {
-            return Err(usage(format!("bad header {h:?}: expected 'Name: value'")));
-        }
-    }
-    if !url.tls && (insecure || !ca.is_empty()) {
-        return Err(usage("--ca and --insecure need a wss:// URL"));
-    }
-    let tls = if url.tls {
-        Some(crate::tls::connector(&ca, insecure)?)
+    let dialer = dialer.build(url.tls)?;
+    Ok(Command::Client(ClientConfig { url, dialer }, level))
+}
+
+/// Fill a connect URL template for one request.
+pub fn expand(template: &str, host: &str, port: u16) -> String {
+    let host = if host.contains(':') {
+        format!("[{host}]")
     } else {
-        None
+        host.to_string()
     };
-    let cfg = ClientConfig {
-        url,
-        tls,
-        insecure,
-        headers,
-        connect_timeout,
+    if template.contains("{host}") || template.contains("{port}") {
+        template
+            .replace("{host}", &host)
+            .replace("{port}", &port.to_string())
+    } else if template.ends_with(crate::policy::SSH_PREFIX) {
+        format!("{template}{host}:{port}")
+    } else {
+        template.to_string()
+    }
+}
+
+fn listener(mut args: Arguments, connect: bool) -> Result<Command, Error> {
+    let level = level(&mut args, LevelFilter::Info);
+    let dialer = DialerArgs::take(&mut args)?;
+    let listen: Option<String> = args.opt_value_from_str("--listen").map_err(usage)?;
+    let max_tunnels: usize = args
+        .opt_value_from_str("--max-tunnels")
+        .map_err(usage)?
+        .unwrap_or(1000);
+    let template: String = args.free_from_str().map_err(|_| usage("missing URL"))?;
+    finish(args)?;
+    let listen = match (listen, connect) {
+        (Some(l), _) => l,
+        (None, true) => "127.0.0.1:3122".into(),
+        (None, false) => return Err(usage("forward needs --listen ADDR")),
     };
-    Ok(Command::Client(cfg, level))
+    let listen = socket_addr("--listen", &listen)?;
+    let url = url::parse(&expand(&template, "host", 22)).map_err(usage)?;
+    if max_tunnels == 0 {
+        return Err(usage("--max-tunnels must be at least 1"));
+    }
+    let cfg = ListenConfig {
+        listen,
+        template,
+        max_tunnels,
+        dialer: dialer.build(url.tls)?,
+    };
+    Ok(if connect {
+        Command::Connect(cfg, level)
+    } else {
+        Command::Forward(cfg, level)
+    })
+}
+
+fn socket_addr(flag: &str, s: &str) -> Result<SocketAddr, Error> {
+    s.to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| usage(format!("{flag} {s:?}: not an address")))
 }
 
 fn server(mut args: Arguments) -> Result<Command, Error> {
@@ -221,13 +421,23 @@ fn server(mut args: Arguments) -> Result<Command, Error> {
         .unwrap_or(1000);
     let handshake_timeout = seconds(&mut args, "--handshake-timeout", 10)?;
     let connect_timeout = seconds(&mut args, "--connect-timeout", 10)?;
+    let ping: u64 = args
+        .opt_value_from_str("--ping")
+        .map_err(usage)?
+        .unwrap_or(30);
+    let trusted: Vec<String> = args.values_from_str("--trusted-proxy").map_err(usage)?;
     finish(args)?;
 
-    let listen = listen
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut a| a.next())
-        .ok_or_else(|| usage(format!("--listen {listen:?}: not an address")))?;
+    let listen = socket_addr("--listen", &listen)?;
+    let trusted_proxies = trusted
+        .iter()
+        .map(|t| match Rule::parse(&format!("{t}:*")) {
+            Ok(r) if r.is_cidr() => Ok(r),
+            _ => Err(usage(format!(
+                "--trusted-proxy {t:?}: expected an IP address or CIDR range"
+            ))),
+        })
+        .collect::<Result<_, _>>()?;
     let fixed = Target::parse(&target, 22).map_err(|e| usage(format!("--target: {e}")))?;
     let rules = allow
         .iter()
@@ -258,6 +468,8 @@ fn server(mut args: Arguments) -> Result<Command, Error> {
         max_tunnels,
         handshake_timeout,
         connect_timeout,
+        ping: (ping > 0).then(|| Duration::from_secs(ping)),
+        trusted_proxies,
     };
     Ok(Command::Server(Box::new(cfg), level))
 }

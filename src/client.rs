@@ -1,26 +1,23 @@
-//! `wssh client URL`: stdin and stdout to a WebSocket, for SSH's ProxyCommand.
+//! `wssh client URL`: stdin and stdout to a WebSocket, for SSH's ProxyCommand; and the opening
+//! of a tunnel (TCP, optional HTTP proxy, TLS, handshake) that `connect` and `forward` share.
 //! A dedicated thread reads stdin; the main thread writes stdout and exits the process when the
 //! WebSocket ends, whether or not stdin is still open. Nothing but tunnel bytes goes to stdout.
 
-use crate::cli::ClientConfig;
+use crate::cli::{ClientConfig, Dialer};
 use crate::error::Error;
 use crate::pump::{Incoming, Shared, CHUNK};
 use crate::tls::Stream;
+use crate::url::WsUrl;
 use crate::ws;
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
-use tungstenite::Message;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::{Error as WsError, Message};
 
-/// Connect, run the tunnel until the server closes it, and say how it ended.
+/// Connect, run the tunnel until the server closes it, and exit with how it ended.
 pub fn run(cfg: ClientConfig) -> Result<(), Error> {
-    if cfg.insecure {
-        log::warn!("--insecure: the server's certificate is NOT verified; anyone on the path can read and change this tunnel");
-    }
-    let stream = open(&cfg)?;
-    let ws = ws::client_handshake(stream, &cfg.url, &cfg.headers)?;
-    log::info!("connected to {}", cfg.url.authority());
-    let tunnel = Shared::new(ws).map_err(|e| Error::io("socket set-up", e))?;
+    let tunnel = open_tunnel(&cfg.url, &cfg.dialer)?;
     std::thread::scope(|s| {
         std::thread::Builder::new()
             .name("stdin".into())
@@ -28,7 +25,6 @@ pub fn run(cfg: ClientConfig) -> Result<(), Error> {
             .map_err(|e| Error::io("start the stdin thread", e))?;
         let end = ws_to_stdout(&tunnel);
         // The stdin thread may be blocked in read(2) forever: leave without joining it.
-        let _ = io::stderr().flush();
         std::process::exit(match end {
             Ok(()) => 0,
             Err(e) => crate::report(&e),
@@ -36,17 +32,30 @@ pub fn run(cfg: ClientConfig) -> Result<(), Error> {
     })
 }
 
-/// TCP connect (each resolved address in turn, bounded) and TLS if the URL says wss.
-pub fn open(cfg: &ClientConfig) -> Result<Stream, Error> {
-    let tcp = dial(&cfg.url.authority(), cfg.connect_timeout)?;
-    tcp.set_read_timeout(Some(cfg.connect_timeout))
-        .map_err(|e| Error::io("socket set-up", e))?;
-    tcp.set_write_timeout(Some(cfg.connect_timeout))
-        .map_err(|e| Error::io("socket set-up", e))?;
-    match &cfg.tls {
-        Some(c) => crate::tls::connect(c, &cfg.url.host, tcp),
-        None => Ok(Stream::Plain(tcp)),
+/// Open a tunnel to `url`: TCP (through a proxy if one applies), TLS for wss, the handshake.
+pub fn open_tunnel(url: &WsUrl, d: &Dialer) -> Result<Shared, Error> {
+    if d.insecure {
+        log::warn!("--insecure: the server's certificate is NOT verified; anyone on the path can read and change this tunnel");
     }
+    let tcp = match d.proxies.for_url(url) {
+        Some(p) => {
+            log::debug!("through proxy {}", p.authority());
+            crate::proxy::connect(p, &url.authority(), d.connect_timeout)?
+        }
+        None => dial(&url.authority(), d.connect_timeout)?,
+    };
+    let setup = |e| Error::io("socket set-up", e);
+    tcp.set_read_timeout(Some(d.connect_timeout))
+        .map_err(setup)?;
+    tcp.set_write_timeout(Some(d.connect_timeout))
+        .map_err(setup)?;
+    let stream = match &d.tls {
+        Some(c) => crate::tls::connect(c, &url.host, tcp)?,
+        None => Stream::Plain(tcp),
+    };
+    let ws = ws::client_handshake(stream, url, &d.headers)?;
+    log::info!("connected to {}", url.authority());
+    Shared::new(ws, d.ping).map_err(setup)
 }
 
 /// Connect to `host:port`, trying every address it resolves to, each with `timeout`.
@@ -82,8 +91,7 @@ fn stdin_to_ws(tunnel: &Shared) {
                 0
             }
         };
-        let msg = Message::binary(buf[..n].to_vec());
-        if let Err(e) = tunnel.send(msg) {
+        if let Err(e) = tunnel.send(Message::binary(buf[..n].to_vec())) {
             log::debug!("send: {e}");
             return;
         }
@@ -98,17 +106,20 @@ fn stdin_to_ws(tunnel: &Shared) {
 fn ws_to_stdout(tunnel: &Shared) -> Result<(), Error> {
     let mut out = stdout();
     loop {
-        match tunnel.recv()? {
-            Incoming::Data(b) if b.is_empty() => log::debug!("server sent end of data"),
-            Incoming::Data(b) => {
-                let w = out.write_all(&b).and_then(|_| out.flush());
-                w.map_err(|e| Error::io("write stdout", e))?;
+        let msg = match tunnel.recv() {
+            Ok(m) => m,
+            Err(WsError::Io(e)) if e.kind() == io::ErrorKind::TimedOut => {
+                return Err(Error::io("server", e));
             }
+            Err(e) => return Err(e.into()),
+        };
+        match msg {
+            Incoming::Data(b) if b.is_empty() => log::debug!("server sent end of data"),
+            Incoming::Data(b) => out
+                .write_all(&b)
+                .map_err(|e| Error::io("write stdout", e))?,
             Incoming::Text => {
-                tunnel.close(
-                    tungstenite::protocol::frame::coding::CloseCode::Unsupported,
-                    "text",
-                );
+                tunnel.close(CloseCode::Unsupported, "text");
                 return Err(Error::Handshake("server sent a text message".into()));
             }
             Incoming::Close(frame) => {
@@ -146,7 +157,19 @@ fn stdout() -> impl Write {
     }))
 }
 
+/// Windows and others: std's stdout, flushed after every message.
 #[cfg(not(unix))]
 fn stdout() -> impl Write {
-    io::stdout().lock()
+    struct Flushing(io::Stdout);
+    impl Write for Flushing {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            let n = self.0.write(b)?;
+            self.0.flush()?;
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            self.0.flush()
+        }
+    }
+    Flushing(io::stdout())
 }

@@ -16,6 +16,8 @@ pub enum Error {
     Tls(String),
     /// The peer's HTTP answer or request was not what the protocol needs.
     Handshake(String),
+    /// The server or a proxy answered with an HTTP status instead of the tunnel.
+    Refused { code: u16, msg: String },
     /// The WebSocket failed after the handshake.
     Ws(tungstenite::Error),
     /// The server closed the tunnel with a code other than normal.
@@ -39,6 +41,7 @@ impl fmt::Display for Error {
             Error::Dial { addr, source } => write!(f, "connect {addr}: {source}"),
             Error::Tls(m) => write!(f, "tls: {m}"),
             Error::Handshake(m) => write!(f, "{m}"),
+            Error::Refused { msg, .. } => write!(f, "{msg}"),
             Error::Ws(e) => write!(f, "websocket: {e}"),
             Error::Closed { code, reason } if reason.is_empty() => {
                 write!(f, "server closed the tunnel with code {code}")

@@ -2,10 +2,15 @@
 //!
 //! Codemap, in dependency order (each module uses only those below it):
 //! - `cli`: help texts, pico-args, raw arguments to a validated, immutable config;
-//! - `client`: `wssh client URL`, stdin/stdout to a WebSocket (the ProxyCommand);
-//! - `server`: `wssh server`, accept, sniff TLS, upgrade, route, dial, pump;
+//! - `client`: `wssh client URL`, stdin/stdout to a WebSocket (the ProxyCommand), and the
+//!   opening of a tunnel that every client-side mode uses;
+//! - `forward`: `wssh connect` (local CONNECT proxy) and `wssh forward` (local port forward);
+//! - `server`: `wssh server`, sniff TLS, upgrade, route, dial;
+//! - `listen`: the accept loop, signals and shutdown of the listening modes;
+//! - `bridge`: a TCP socket to a tunnel, both directions, with the close rules;
+//! - `proxy`: reaching the server through an HTTP proxy (CONNECT), and which proxy applies;
 //! - `ws`: HTTP heads and the opening handshake, both sides, bounded;
-//! - `pump`: one tunnel's WebSocket shared by its two threads, and the readiness wait;
+//! - `pump`: one tunnel's WebSocket shared by its two threads, keepalive, the readiness wait;
 //! - `tls`: native-tls connector and acceptor, the plain-or-TLS `Stream`;
 //! - `policy`: pure allow or deny of targets (`--allow`, `--hosts`);
 //! - `url`: pure parsing of ws/wss URLs and base64;
@@ -15,10 +20,14 @@
 //! idle; in client mode stdout carries tunnel bytes only (logs go to stderr); the server dials
 //! only what the policy allows; payload is never logged.
 
+pub mod bridge;
 pub mod cli;
 pub mod client;
 pub mod error;
+pub mod forward;
+pub mod listen;
 pub mod policy;
+pub mod proxy;
 pub mod pump;
 pub mod server;
 pub mod tls;

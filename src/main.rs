@@ -21,6 +21,14 @@ fn main() {
             logging(level);
             run(wssh::server::run(*cfg))
         }
+        Ok(Command::Connect(cfg, level)) => {
+            logging(level);
+            run(wssh::forward::run_connect(cfg))
+        }
+        Ok(Command::Forward(cfg, level)) => {
+            logging(level);
+            run(wssh::forward::run_forward(cfg))
+        }
         Err(e) => wssh::report(&e),
     };
     std::process::exit(code);

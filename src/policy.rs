@@ -82,6 +82,15 @@ impl Rule {
         Ok(Rule { hosts, ports })
     }
 
+    /// Is this an address or CIDR rule (not a name glob)?
+    pub fn is_cidr(&self) -> bool {
+        matches!(self.hosts, HostPattern::Cidr(..))
+    }
+
+    fn contains_ip(&self, ip: IpAddr) -> bool {
+        matches!(&self.hosts, HostPattern::Cidr(net, bits) if in_cidr(ip, *net, *bits))
+    }
+
     /// Name globs match names as written; CIDR rules match IP literals only, never a name.
     fn allows(&self, t: &Target) -> bool {
         if t.port < self.ports.0 || t.port > self.ports.1 {
@@ -134,6 +143,29 @@ fn in_cidr(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
     }
     let shift = net_len - bits as u32;
     shift >= net_len || ip >> shift == net >> shift
+}
+
+/// The real client behind trusted proxies: the right-most address in `X-Forwarded-For` that is
+/// not itself a trusted proxy, else `X-Real-IP`. `None` when `peer` is not trusted (the headers
+/// are then anyone's words) or they name no address.
+pub fn real_client(
+    peer: IpAddr,
+    xff: Option<&str>,
+    real_ip: Option<&str>,
+    trusted: &[Rule],
+) -> Option<IpAddr> {
+    let trusted_ip = |ip: IpAddr| trusted.iter().any(|r| r.contains_ip(ip.to_canonical()));
+    if !trusted_ip(peer) {
+        return None;
+    }
+    let parse = |s: &str| {
+        let s = s.trim();
+        s.parse::<IpAddr>()
+            .ok()
+            .or_else(|| s.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
+    };
+    let from_xff = xff.and_then(|v| v.rsplit(',').filter_map(parse).find(|ip| !trusted_ip(*ip)));
+    from_xff.or_else(|| real_ip.and_then(parse))
 }
 
 /// Parse a hosts file: `NAME HOST:PORT` a line, `#` comments, blank lines ignored.
@@ -256,6 +288,35 @@ mod tests {
         for r in ["", ":22", "h:0-x", "h:5-4", "1.2.3.4/33", "x/8", "[::1"] {
             assert!(Rule::parse(r).is_err(), "{r} should be refused");
         }
+    }
+
+    #[test]
+    fn real_client_only_from_trusted_proxies() {
+        let trusted = [
+            Rule::parse("127.0.0.1:*").unwrap(),
+            Rule::parse("10.0.0.0/8:*").unwrap(),
+        ];
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let rc =
+            |peer: &str, xff, xri| real_client(ip(peer), xff, xri, &trusted).map(|a| a.to_string());
+        assert_eq!(
+            rc("127.0.0.1", Some("203.0.113.9"), None).as_deref(),
+            Some("203.0.113.9")
+        );
+        assert_eq!(
+            rc("127.0.0.1", Some("1.1.1.1, 203.0.113.9, 10.0.0.2"), None).as_deref(),
+            Some("203.0.113.9")
+        );
+        assert_eq!(
+            rc("127.0.0.1", None, Some("198.51.100.7")).as_deref(),
+            Some("198.51.100.7")
+        );
+        assert_eq!(rc("127.0.0.1", Some("garbage"), None), None);
+        assert_eq!(
+            rc("192.0.2.1", Some("203.0.113.9"), None),
+            None,
+            "untrusted peer's header ignored"
+        );
     }
 
     #[test]

@@ -53,15 +53,21 @@ pub enum Incoming {
     Ended,
 }
 
+/// Pings a peer may leave unanswered in a row: it is declared dead after `MISSED_PINGS + 1`
+/// ping intervals without any frame.
+pub const MISSED_PINGS: u32 = 3;
+
 /// One tunnel's WebSocket, shared by its two threads.
 pub struct Shared {
     ws: Mutex<WebSocket<Stream>>,
     sock: Sock,
+    /// Send a ping after this long without a frame from the peer; `None`: never.
+    ping: Option<Duration>,
 }
 
 impl Shared {
     /// Take over a WebSocket; its socket is switched to non-blocking here.
-    pub fn new(ws: WebSocket<Stream>) -> io::Result<Shared> {
+    pub fn new(ws: WebSocket<Stream>, ping: Option<Duration>) -> io::Result<Shared> {
         let tcp = ws.get_ref().tcp();
         tcp.set_read_timeout(None)?;
         tcp.set_write_timeout(None)?;
@@ -70,6 +76,7 @@ impl Shared {
         Ok(Shared {
             ws: Mutex::new(ws),
             sock,
+            ping,
         })
     }
 
@@ -90,20 +97,44 @@ impl Shared {
     }
 
     /// Wait for the next message that matters to the tunnel (pings are answered inside).
+    /// With keepalive on, a silent peer is pinged, and declared dead (`TimedOut`) after
+    /// `MISSED_PINGS` intervals without any frame.
     pub fn recv(&self) -> Result<Incoming, WsError> {
+        let mut silent = 0;
         loop {
             let r = self.lock().read();
             match r {
                 Ok(Message::Binary(b)) => return Ok(Incoming::Data(b)),
                 Ok(Message::Text(_)) => return Ok(Incoming::Text),
                 Ok(Message::Close(f)) => return Ok(Incoming::Close(f)),
-                Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => continue,
+                Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => silent = 0,
                 Err(WsError::ConnectionClosed) => return Ok(Incoming::Ended),
                 Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.sock.wait(Ready::Read, None)?;
+                    if !self.sock.wait(Ready::Read, self.ping)? {
+                        silent += 1;
+                        self.keepalive(silent)?;
+                    }
                 }
                 Err(e) => return Err(e),
             }
+        }
+    }
+
+    /// After `silent` ping intervals without a frame: ping, or give up on the peer.
+    fn keepalive(&self, silent: u32) -> Result<(), WsError> {
+        let every = self.ping.unwrap_or_default().as_secs();
+        if silent > MISSED_PINGS {
+            let msg = format!(
+                "no answer to pings for {} s: the peer is gone",
+                every * (MISSED_PINGS as u64 + 1)
+            );
+            return Err(WsError::Io(io::Error::new(io::ErrorKind::TimedOut, msg)));
+        }
+        log::debug!("nothing from the peer for {every} s: ping");
+        match self.lock().send(Message::Ping(Bytes::new())) {
+            // A full send buffer keeps the ping queued; the next flush sends it.
+            Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+            r => r,
         }
     }
 

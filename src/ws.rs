@@ -214,7 +214,10 @@ pub fn client_handshake(
         parse_response(&head).map_err(|e| Error::Handshake(format!("{e}: {}", snippet(&head))))?;
     log::debug!("answer: {} {}", res.code, res.reason);
     if res.code != 101 {
-        return Err(Error::Handshake(refusal(&res, &rest, &mut s)));
+        return Err(Error::Refused {
+            code: res.code,
+            msg: refusal(&res, &rest, &mut s),
+        });
     }
     if header(&res.headers, "sec-websocket-accept") != Some(&derive_accept_key(key.as_bytes())) {
         return Err(Error::Handshake(

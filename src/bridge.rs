@@ -1,0 +1,172 @@
+//! Copy between a local TCP socket and a tunnel, both directions at once, with the close rules
+//! of the README's Protocol section. Used by the server (local = the target) and by connect and
+//! forward (local = the application). It does not open either side.
+
+use crate::listen::{Hub, STACK};
+use crate::pump::{Incoming, Shared, CHUNK};
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::{Error as WsError, Message};
+
+/// Which end of the tunnel this is: it decides what the local side's EOF means.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// Local is the target: its EOF ends the tunnel (Close 1000 after all bytes).
+    Server,
+    /// Local is the application: its EOF is sent on as end of data (half-close).
+    Client,
+}
+
+/// How a bridged tunnel went.
+pub struct Outcome {
+    /// Bytes from the WebSocket to the local socket, and the other way.
+    pub to_local: u64,
+    pub to_ws: u64,
+    pub end: String,
+}
+
+/// Run both directions until the tunnel is over; the second direction gets its own thread.
+pub fn run(hub: &Hub, tunnel: &Shared, local: TcpStream, side: Side) -> Outcome {
+    let (to_local, to_ws) = (AtomicU64::new(0), AtomicU64::new(0));
+    let ws_gone = AtomicBool::new(false);
+    // Dropped when the WebSocket side is done: wakes the other thread waiting for that.
+    let (gone_tx, gone_rx) = mpsc::channel::<()>();
+    let end = std::thread::scope(|s| {
+        let reader = local.try_clone();
+        let name = std::thread::current().name().unwrap_or("conn").to_string() + "-up";
+        let other = std::thread::Builder::new()
+            .stack_size(STACK)
+            .name(name)
+            .spawn_scoped(s, || match reader {
+                Ok(r) => local_to_ws(hub, tunnel, r, side, &to_ws, &ws_gone, gone_rx),
+                Err(e) => format!("socket set-up: {e}"),
+            });
+        let mine = ws_to_local(tunnel, &local, &to_local);
+        ws_gone.store(true, Ordering::SeqCst);
+        drop(gone_tx);
+        // Wake the other direction if it sleeps in read(2) on the local socket.
+        let _ = local.shutdown(Shutdown::Both);
+        let theirs = match other {
+            Ok(h) => h.join().unwrap_or_else(|_| "panic".into()),
+            Err(e) => format!("cannot start a thread: {e}"),
+        };
+        if theirs.is_empty() {
+            mine
+        } else {
+            theirs
+        }
+    });
+    Outcome {
+        to_local: to_local.into_inner(),
+        to_ws: to_ws.into_inner(),
+        end,
+    }
+}
+
+/// WebSocket to local socket. Ends when the peer closes or fails; returns how.
+fn ws_to_local(tunnel: &Shared, local: &TcpStream, count: &AtomicU64) -> String {
+    let mut out = local;
+    loop {
+        match tunnel.recv() {
+            Ok(Incoming::Data(b)) if b.is_empty() => {
+                log::debug!("peer sent end of data");
+                let _ = local.shutdown(Shutdown::Write);
+            }
+            Ok(Incoming::Data(b)) => {
+                if let Err(e) = out.write_all(&b) {
+                    tunnel.close(CloseCode::Error, &format!("local write: {e}"));
+                    tunnel.drain_until_closed();
+                    return format!("local write: {e}");
+                }
+                count.fetch_add(b.len() as u64, Ordering::Relaxed);
+            }
+            Ok(Incoming::Text) => {
+                tunnel.close(
+                    CloseCode::Unsupported,
+                    "text frames are not supported: send binary",
+                );
+                tunnel.drain_until_closed();
+                return "peer sent a text frame (closed 1003)".into();
+            }
+            Ok(Incoming::Close(f)) => {
+                tunnel.flush_close();
+                return match f {
+                    Some(f) if !f.reason.is_empty() => {
+                        format!("peer closed ({} {})", u16::from(f.code), f.reason)
+                    }
+                    Some(f) => format!("peer closed ({})", u16::from(f.code)),
+                    None => "peer closed".into(),
+                };
+            }
+            Ok(Incoming::Ended) => return String::new(),
+            Err(e) => return fail(tunnel, e),
+        }
+    }
+}
+
+/// Close a WebSocket that broke the protocol with the code that says why; returns the reason.
+fn fail(tunnel: &Shared, e: WsError) -> String {
+    let (code, what) = match &e {
+        WsError::Capacity(_) => (CloseCode::Size, "frame or message too large"),
+        WsError::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake) => {
+            return "peer vanished (no close)".into();
+        }
+        WsError::Protocol(_) => (CloseCode::Protocol, "protocol error"),
+        WsError::Io(_) => return format!("connection: {e}"),
+        _ => (CloseCode::Error, "error"),
+    };
+    tunnel.close(code, &format!("{what}: {e}"));
+    tunnel.shutdown();
+    format!("{what}: {e} (closed {})", u16::from(code))
+}
+
+/// Local socket to WebSocket, one message per read. Returns "" when the WebSocket side ended
+/// first, else how the tunnel ended.
+fn local_to_ws(
+    hub: &Hub,
+    tunnel: &Shared,
+    mut local: TcpStream,
+    side: Side,
+    count: &AtomicU64,
+    ws_gone: &AtomicBool,
+    gone: mpsc::Receiver<()>,
+) -> String {
+    let mut buf = vec![0u8; CHUNK];
+    let (code, reason) = loop {
+        match local.read(&mut buf) {
+            Ok(0) if ws_gone.load(Ordering::SeqCst) => return String::new(),
+            Ok(0) if hub.stopping() => break (CloseCode::Away, "shutting down".to_string()),
+            Ok(0) if side == Side::Client => {
+                // Half-close: tell the peer, keep receiving until it closes.
+                return match tunnel.send(Message::binary(Vec::new())) {
+                    Ok(()) => String::new(),
+                    Err(e) => format!("send: {e}"),
+                };
+            }
+            Ok(0) => break (CloseCode::Normal, "target closed".to_string()),
+            Ok(n) => {
+                if let Err(e) = tunnel.send(Message::binary(buf[..n].to_vec())) {
+                    return if ws_gone.load(Ordering::SeqCst) {
+                        String::new()
+                    } else {
+                        format!("send: {e}")
+                    };
+                }
+                count.fetch_add(n as u64, Ordering::Relaxed);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) if ws_gone.load(Ordering::SeqCst) => return String::new(),
+            Err(e) => break (CloseCode::Error, format!("local: {e}")),
+        }
+    };
+    tunnel.close(code, &reason);
+    // The other thread reads the peer's Close reply and ends; if the peer never answers
+    // within CLOSE_WAIT, cut the socket so that it wakes.
+    if let Err(mpsc::RecvTimeoutError::Timeout) = gone.recv_timeout(crate::pump::CLOSE_WAIT) {
+        tunnel.shutdown();
+    }
+    reason
+}

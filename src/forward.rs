@@ -1,0 +1,157 @@
+//! `wssh forward` (every connection to a local port gets a tunnel to one URL) and `wssh connect`
+//! (a local HTTP proxy: `CONNECT host:port` picks the URL from a template). Both answer the
+//! application only once the tunnel is open, then bridge. They do not speak WebSocket themselves.
+
+use crate::bridge::{self, Side};
+use crate::cli::{expand, ListenConfig};
+use crate::client::open_tunnel;
+use crate::error::Error;
+use crate::listen::{self, Hub};
+use crate::pump::Shared;
+use crate::ws::{self, HeadError};
+use std::io::Write;
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tungstenite::Message;
+
+/// How long an application has to send its CONNECT request.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `wssh forward`: serve until a signal.
+pub fn run_forward(cfg: ListenConfig) -> Result<(), Error> {
+    let listener = listen::bind(cfg.listen)?;
+    let cfg = Arc::new(cfg);
+    listen::serve(listener, cfg.max_tunnels, None, move |hub, id, sock| {
+        let start = Instant::now();
+        let url = cfg.template.clone();
+        let r = crate::url::parse(&url)
+            .map_err(Error::Usage)
+            .and_then(|u| open_tunnel(&u, &cfg.dialer));
+        finish(hub, id, sock, start, &url, r, Vec::new());
+    })
+}
+
+/// `wssh connect`: serve until a signal.
+pub fn run_connect(cfg: ListenConfig) -> Result<(), Error> {
+    let listener = listen::bind(cfg.listen)?;
+    let cfg = Arc::new(cfg);
+    let busy = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 17\r\nConnection: close\r\n\r\ntoo many tunnels\n";
+    listen::serve(
+        listener,
+        cfg.max_tunnels,
+        Some(busy),
+        move |hub, id, sock| {
+            let start = Instant::now();
+            match request(&sock) {
+                Ok((host, port, rest)) => {
+                    let url = expand(&cfg.template, &host, port);
+                    let r = crate::url::parse(&url)
+                        .map_err(Error::Usage)
+                        .and_then(|u| open_tunnel(&u, &cfg.dialer));
+                    let r = answer(&sock, r);
+                    finish(hub, id, sock, start, &url, r, rest);
+                }
+                Err(None) => log::debug!("conn-{id}: closed before a request"),
+                Err(Some(e)) => log::warn!("conn-{id}: {e}"),
+            }
+        },
+    )
+}
+
+/// Read and check a CONNECT request; answer errors here. Returns host, port, bytes after the head.
+fn request(sock: &TcpStream) -> Result<(String, u16, Vec<u8>), Option<String>> {
+    let _ = sock.set_read_timeout(Some(HEAD_TIMEOUT));
+    let _ = sock.set_write_timeout(Some(HEAD_TIMEOUT));
+    let mut s = sock;
+    let refuse = |code, reason, body: &str| {
+        let _ = ws::refuse(&mut &*sock, code, reason, body);
+        Some(format!("{code} {reason}: {body}"))
+    };
+    let (head, rest) = match ws::read_head(&mut s) {
+        Ok(x) => x,
+        Err(HeadError::Empty) => return Err(None),
+        Err(HeadError::TooLarge) => {
+            return Err(refuse(
+                431,
+                "Request Header Fields Too Large",
+                "request head too large",
+            ))
+        }
+        Err(HeadError::Io(e)) => return Err(Some(format!("read request: {e}"))),
+    };
+    let req = ws::parse_request(&head).map_err(|e| refuse(400, "Bad Request", &e))?;
+    if req.method != "CONNECT" {
+        return Err(refuse(
+            405,
+            "Method Not Allowed",
+            "this is a CONNECT proxy for wssh tunnels",
+        ));
+    }
+    match crate::url::split_host_port(&req.target, 0) {
+        Ok((host, port)) if port != 0 => Ok((host, port, rest)),
+        _ => Err(refuse(400, "Bad Request", "CONNECT needs host:port")),
+    }
+}
+
+/// Tell the application how opening the tunnel went: 200, or the reason it failed.
+fn answer(sock: &TcpStream, r: Result<Shared, Error>) -> Result<Shared, Error> {
+    let mut s = sock;
+    match r {
+        Ok(t) => {
+            s.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                .map_err(|e| Error::io("answer", e))?;
+            Ok(t)
+        }
+        Err(e) => {
+            let (code, reason) = match &e {
+                Error::Refused { code: 403, .. } => (403, "Forbidden"),
+                Error::Refused { code: 407, .. } => (502, "Bad Gateway"),
+                Error::Io { source, .. } | Error::Dial { source, .. }
+                    if source.kind() == std::io::ErrorKind::TimedOut =>
+                {
+                    (504, "Gateway Timeout")
+                }
+                _ => (502, "Bad Gateway"),
+            };
+            let _ = ws::refuse(&mut s, code, reason, &e.to_string());
+            Err(e)
+        }
+    }
+}
+
+/// Bridge an opened tunnel to the application's socket; log one line.
+fn finish(
+    hub: &Hub,
+    id: u64,
+    sock: TcpStream,
+    start: Instant,
+    url: &str,
+    tunnel: Result<Shared, Error>,
+    early: Vec<u8>,
+) {
+    let peer = sock.peer_addr().map_or("?".into(), |a| a.to_string());
+    let tunnel = match tunnel {
+        Ok(t) => t,
+        Err(e) => return log::warn!("conn-{id} peer={peer} url={url}: {e}"),
+    };
+    let _ = sock.set_read_timeout(None);
+    let _ = sock.set_write_timeout(None);
+    let _ = sock.set_nodelay(true);
+    // Bytes the application sent right after its request belong to the tunnel.
+    if !early.is_empty() {
+        if let Err(e) = tunnel.send(Message::binary(early)) {
+            return log::warn!("conn-{id} peer={peer} url={url}: send: {e}");
+        }
+    }
+    hub.register(id, &sock);
+    let o = bridge::run(hub, &tunnel, sock, Side::Client);
+    hub.unregister(id);
+    log::info!(
+        "conn-{id} peer={peer} url={url} up={} down={} secs={:.2} end={}",
+        o.to_ws,
+        o.to_local,
+        start.elapsed().as_secs_f64(),
+        if o.end.is_empty() { "closed" } else { &o.end }
+    );
+}
