@@ -118,20 +118,19 @@ pub fn connect(proxy: &ProxyUrl, authority: &str, timeout: Duration) -> Result<T
             "proxy {} sent data before the tunnel was used",
             proxy.authority()
         ))),
-        407 => {
+        // 407 is the standard answer; some proxies (tinyproxy) answer CONNECT with 401.
+        code @ (401 | 407) => {
             let what = if proxy.auth.is_some() {
                 "rejected the credentials"
             } else {
                 "needs credentials"
             };
-            Err(Error::Refused {
-                code: 407,
-                msg: format!(
-                    "proxy {} {what} (407 Proxy Authentication Required): give them as --proxy http://USER:PASS@{}",
-                    proxy.authority(),
-                    proxy.authority()
-                ),
-            })
+            let p = proxy.authority();
+            let msg = format!(
+                "proxy {p} {what} ({code} {}): give them as --proxy http://USER:PASS@{p}",
+                res.reason
+            );
+            Err(Error::Refused { code: 407, msg })
         }
         code => Err(Error::Refused {
             code,

@@ -35,7 +35,7 @@ fn keygen(path: &std::path::Path) {
     );
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     // sshd cannot report a port 0 choice, so pick one and hand it over (a small race).
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -98,6 +98,13 @@ impl Sshd {
 
     /// Common options for ssh and scp: the throwaway key, no config, no prompts.
     pub fn opts(&self, proxy: &str) -> Vec<String> {
+        let mut o = self.direct_opts();
+        o.extend(["-o".into(), format!("ProxyCommand={proxy}")]);
+        o
+    }
+
+    /// The same without a ProxyCommand.
+    pub fn direct_opts(&self) -> Vec<String> {
         let mut o: Vec<String> = vec!["-F".into(), "/dev/null".into(), "-i".into()];
         o.push(self.dir.path("id").to_str().unwrap().into());
         for opt in [
@@ -110,7 +117,6 @@ impl Sshd {
         ] {
             o.extend(["-o".into(), opt.into()]);
         }
-        o.extend(["-o".into(), format!("ProxyCommand={proxy}")]);
         o
     }
 }
@@ -120,27 +126,32 @@ pub fn user() -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
-/// Run a command, bounded; panic with its stderr on failure.
-pub fn run(cmd: &mut Command) -> String {
+/// Run a command, bounded: whether it succeeded, its stdout and its stderr.
+pub fn try_run(cmd: &mut Command) -> (bool, String, String) {
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let out = read_all_bounded(child.stdout.take().unwrap());
-    let err = read_all_bounded(child.stderr.take().unwrap());
+    let (out, err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let err = std::thread::spawn(move || read_all_bounded(err));
+    let out = read_all_bounded(out);
     let mut p = Proc {
         child,
         stderr: Default::default(),
     };
     let status = p.wait_for(PATIENCE * 3).expect("command hung");
-    assert!(
-        status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&err)
-    );
-    String::from_utf8_lossy(&out).into_owned()
+    let err = err.join().unwrap();
+    let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
+    (status.success(), text(out), text(err))
+}
+
+/// Run a command, bounded; panic with its stderr on failure.
+pub fn run(cmd: &mut Command) -> String {
+    let (ok, out, err) = try_run(cmd);
+    assert!(ok, "{cmd:?} failed: {err}");
+    out
 }
 
 fn ssh_over(scheme: &str) {

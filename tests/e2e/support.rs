@@ -95,7 +95,7 @@ fn read_stderr(child: &mut Child, tx: Option<mpsc::Sender<String>>) -> Arc<Mutex
     lines
 }
 
-/// A running `wssh server` and its address.
+/// A running `wssh server` (or `connect`, `forward`) and its address.
 pub struct Server {
     pub proc: Proc,
     pub addr: SocketAddr,
@@ -108,8 +108,13 @@ impl Server {
     }
 
     pub fn start_on(listen: &str, args: &[&str]) -> Server {
+        Server::mode("server", listen, args)
+    }
+
+    /// Start any listening mode (`server`, `connect`, `forward`) and wait for `listening on`.
+    pub fn mode(mode: &str, listen: &str, args: &[&str]) -> Server {
         let mut child = Command::new(BIN)
-            .args(["server", "--listen", listen])
+            .args([mode, "--listen", listen])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
