@@ -117,8 +117,8 @@ DIALER_OPTIONS
 
 ENVIRONMENT";
 
-const DIALER_OPTIONS: &str = "  \
-  --ca FILE              also trust this PEM CA certificate (repeatable)
+const DIALER_OPTIONS: &str =
+    "  --ca FILE              also trust this PEM CA certificate (repeatable)
   --insecure             do not verify the server's certificate (dangerous: prints a warning)
   -H, --header 'N: v'    send an extra HTTP header (repeatable)
   --proxy URL            reach the server through this HTTP proxy: http://[user:pass@]host:port
@@ -127,7 +127,7 @@ const DIALER_OPTIONS: &str = "  \
   --connect-timeout S    seconds to connect and finish the handshakes [default: 10]";
 
 const ENVIRONMENT: &str = "\
-Environment (unless --proxy is given):
+Environment (--proxy wins over the first two; no_proxy applies to all):
   https_proxy, HTTPS_PROXY   HTTP proxy for wss:// URLs
   http_proxy                 HTTP proxy for ws:// URLs (HTTP_PROXY is ignored, as curl does)
   no_proxy, NO_PROXY         hosts that skip the proxy: names, .domains, addresses, *
@@ -135,9 +135,8 @@ Environment (unless --proxy is given):
 
 /// A help text with the shared option and environment blocks filled in.
 fn help(text: &str) -> String {
-    let text = text.replace("DIALER_OPTIONS", DIALER_OPTIONS.trim_start());
-    let text = text.replace("ENVIRONMENT", ENVIRONMENT);
-    text.replace("Options:\n--ca", "Options:\n  --ca")
+    text.replace("DIALER_OPTIONS", DIALER_OPTIONS)
+        .replace("ENVIRONMENT", ENVIRONMENT)
 }
 
 /// What to run.
