@@ -134,8 +134,12 @@ fn local_to_ws(
     ws_gone: &AtomicBool,
     gone: mpsc::Receiver<()>,
 ) -> String {
-    let mut buf = vec![0u8; CHUNK];
+    // Starts small so that an idle tunnel holds little; doubles while reads fill it.
+    let mut buf = vec![0u8; 4096];
     let (code, reason) = loop {
+        if buf.len() < CHUNK && count.load(Ordering::Relaxed) >= buf.len() as u64 {
+            buf.resize(buf.len() * 2, 0);
+        }
         match local.read(&mut buf) {
             Ok(0) if ws_gone.load(Ordering::SeqCst) => return String::new(),
             Ok(0) if hub.stopping() => break (CloseCode::Away, "shutting down".to_string()),

@@ -7,7 +7,7 @@ use crate::policy::{parse_hosts, Policy, Rule, Target};
 use crate::proxy::{Proxies, ProxyUrl};
 use crate::url::{self, WsUrl};
 use log::LevelFilter;
-use native_tls::{TlsAcceptor, TlsConnector};
+use native_tls::TlsConnector;
 use pico_args::Arguments;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -178,7 +178,7 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     pub policy: Policy,
     pub hosts_file: Option<PathBuf>,
-    pub tls: Option<TlsAcceptor>,
+    pub tls: Option<crate::tls::Acceptor>,
     pub tls_only: bool,
     pub max_tunnels: usize,
     pub handshake_timeout: Duration,

@@ -93,10 +93,7 @@ fn serve(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Option<Su
         Err(e) => return Err(Error::io("read request", e)),
     };
     let mut stream = match (&cfg.tls, tls_hello) {
-        (Some(acceptor), true) => match acceptor.accept(sock) {
-            Ok(s) => Stream::Tls(Box::new(s)),
-            Err(e) => return Err(Error::Tls(format!("handshake: {e}"))),
-        },
+        (Some(acceptor), true) => crate::tls::accept(acceptor, sock)?,
         (None, true) => {
             return Err(Error::Handshake(
                 "TLS hello on a plain server (use ws://, or give --cert and --key)".into(),

@@ -1,8 +1,10 @@
-//! TLS set-up with native-tls and the one stream type every tunnel runs on (plain or TLS over TCP).
-//! Loading PEM files and building the connector and acceptor happen at start-up, before any socket.
+//! TLS set-up and the one stream type every tunnel runs on (plain or TLS over TCP). The client
+//! uses native-tls (the system's TLS and roots everywhere). The server uses OpenSSL directly
+//! where native-tls would use it anyway (Unix but Apple), for TLS 1.3 and AES-GCM first; it falls
+//! back to native-tls elsewhere. PEM files are loaded at start-up, before any socket.
 
 use crate::error::Error;
-use native_tls::{Certificate, HandshakeError, Identity, TlsAcceptor, TlsConnector, TlsStream};
+use native_tls::{Certificate, HandshakeError, TlsConnector, TlsStream};
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 
@@ -10,6 +12,9 @@ use std::net::TcpStream;
 pub enum Stream {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
+    /// The server's TLS, on OpenSSL platforms.
+    #[cfg(all(unix, not(target_vendor = "apple")))]
+    Ssl(Box<openssl::ssl::SslStream<TcpStream>>),
 }
 
 impl Stream {
@@ -18,6 +23,8 @@ impl Stream {
         match self {
             Stream::Plain(s) => s,
             Stream::Tls(s) => s.get_ref(),
+            #[cfg(all(unix, not(target_vendor = "apple")))]
+            Stream::Ssl(s) => s.get_ref(),
         }
     }
 }
@@ -27,6 +34,8 @@ impl Read for Stream {
         match self {
             Stream::Plain(s) => s.read(buf),
             Stream::Tls(s) => s.read(buf),
+            #[cfg(all(unix, not(target_vendor = "apple")))]
+            Stream::Ssl(s) => s.read(buf),
         }
     }
 }
@@ -36,12 +45,16 @@ impl Write for Stream {
         match self {
             Stream::Plain(s) => s.write(buf),
             Stream::Tls(s) => s.write(buf),
+            #[cfg(all(unix, not(target_vendor = "apple")))]
+            Stream::Ssl(s) => s.write(buf),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Stream::Plain(s) => s.flush(),
             Stream::Tls(s) => s.flush(),
+            #[cfg(all(unix, not(target_vendor = "apple")))]
+            Stream::Ssl(s) => s.flush(),
         }
     }
 }
@@ -64,8 +77,14 @@ pub fn connector(ca_files: &[String], insecure: bool) -> Result<TlsConnector, Er
     b.build().map_err(|e| Error::Tls(e.to_string()))
 }
 
+/// The server's TLS acceptor type on this platform.
+#[cfg(all(unix, not(target_vendor = "apple")))]
+pub type Acceptor = openssl::ssl::SslAcceptor;
+#[cfg(not(all(unix, not(target_vendor = "apple"))))]
+pub type Acceptor = native_tls::TlsAcceptor;
+
 /// The server's acceptor from a PEM certificate chain and a PKCS#8 PEM key.
-pub fn acceptor(cert_file: &str, key_file: &str) -> Result<TlsAcceptor, Error> {
+pub fn acceptor(cert_file: &str, key_file: &str) -> Result<Acceptor, Error> {
     let (cert, key) = (read_file(cert_file)?, read_file(key_file)?);
     if !key.windows(17).any(|w| w == b"BEGIN PRIVATE KEY") {
         return Err(Error::Usage(format!(
@@ -73,9 +92,49 @@ pub fn acceptor(cert_file: &str, key_file: &str) -> Result<TlsAcceptor, Error> {
              `openssl pkcs8 -topk8 -nocrypt -in OLD -out NEW`"
         )));
     }
-    let id = Identity::from_pkcs8(&cert, &key)
-        .map_err(|e| Error::Usage(format!("{cert_file} and {key_file}: {e}")))?;
-    TlsAcceptor::new(id).map_err(|e| Error::Tls(e.to_string()))
+    let bad = |e: &dyn std::fmt::Display| Error::Usage(format!("{cert_file} and {key_file}: {e}"));
+    #[cfg(all(unix, not(target_vendor = "apple")))]
+    {
+        use openssl::ssl::{SslAcceptor, SslMethod};
+        // Mozilla's intermediate v5: TLS 1.2 and 1.3, AES-GCM first; the chain in file order.
+        let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).map_err(|e| bad(&e))?;
+        let chain = openssl::x509::X509::stack_from_pem(&cert).map_err(|e| bad(&e))?;
+        let (leaf, rest) = chain
+            .split_first()
+            .ok_or_else(|| bad(&"no certificate in the file"))?;
+        b.set_certificate(leaf).map_err(|e| bad(&e))?;
+        for c in rest {
+            b.add_extra_chain_cert(c.clone()).map_err(|e| bad(&e))?;
+        }
+        let pkey = openssl::pkey::PKey::private_key_from_pem(&key).map_err(|e| bad(&e))?;
+        b.set_private_key(&pkey).map_err(|e| bad(&e))?;
+        b.check_private_key()
+            .map_err(|_| bad(&"the key does not match the certificate"))?;
+        // Each wssh client is a new process and never resumes a session: keep no session state.
+        b.set_session_cache_mode(openssl::ssl::SslSessionCacheMode::OFF);
+        b.set_num_tickets(0).map_err(|e| bad(&e))?;
+        Ok(b.build())
+    }
+    #[cfg(not(all(unix, not(target_vendor = "apple"))))]
+    {
+        let id = native_tls::Identity::from_pkcs8(&cert, &key).map_err(|e| bad(&e))?;
+        native_tls::TlsAcceptor::new(id).map_err(|e| Error::Tls(e.to_string()))
+    }
+}
+
+/// Run the server side of the TLS handshake on an accepted (blocking) socket.
+pub fn accept(a: &Acceptor, tcp: TcpStream) -> Result<Stream, Error> {
+    #[cfg(all(unix, not(target_vendor = "apple")))]
+    let r = a
+        .accept(tcp)
+        .map(|s| Stream::Ssl(Box::new(s)))
+        .map_err(|e| e.to_string());
+    #[cfg(not(all(unix, not(target_vendor = "apple"))))]
+    let r = a
+        .accept(tcp)
+        .map(|s| Stream::Tls(Box::new(s)))
+        .map_err(|e| e.to_string());
+    r.map_err(|e| Error::Tls(format!("handshake: {e}")))
 }
 
 /// Run the client side of the TLS handshake on a connected (blocking) socket.

@@ -122,3 +122,45 @@ fn non_pkcs8_key_is_refused_at_startup() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("PKCS#8"));
 }
+
+#[cfg(all(unix, not(target_vendor = "apple")))]
+#[test]
+fn server_speaks_tls_1_3_with_aes_gcm_and_still_tls_1_2() {
+    let dir = TempDir::new("tls13");
+    let c = certs(&dir);
+    let target = Target::echo();
+    let srv = Server::start(&[
+        "--target",
+        &target.arg(),
+        "--cert",
+        &c.cert,
+        "--key",
+        &c.key,
+    ]);
+    let probe = |extra: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args([
+                "s_client",
+                "-brief",
+                "-connect",
+                &srv.addr.to_string(),
+                "-CAfile",
+                &c.ca,
+            ])
+            .args(extra)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout)
+    };
+    let t13 = probe(&[]);
+    assert!(
+        t13.contains("Protocol version: TLSv1.3") && t13.contains("AES"),
+        "{t13}"
+    );
+    let t12 = probe(&["-tls1_2"]);
+    assert!(
+        t12.contains("Protocol version: TLSv1.2") && t12.contains("GCM"),
+        "{t12}"
+    );
+}
