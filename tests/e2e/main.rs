@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `wssh` binary on loopback, against real peers.
 
 mod limits;
+mod pitfalls;
 mod reach;
 mod ssh;
 mod support;
