@@ -158,3 +158,79 @@ fn client_keeps_bytes_that_came_in_the_same_packet_as_the_101() {
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{err}");
     assert_eq!(out, b"SSH-2.0-x");
 }
+
+#[test]
+fn binary_subprotocol_is_selected_when_offered() {
+    let target = Target::echo();
+    let srv = Server::start(&["--target", &target.arg()]);
+    let mut s = TcpStream::connect(srv.addr).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    let req = "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+               Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+               Sec-WebSocket-Protocol: base64, binary\r\n\r\n";
+    s.write_all(req.as_bytes()).unwrap();
+    let head = read_head(&mut s);
+    assert!(
+        head.contains("Sec-WebSocket-Protocol: binary\r\n"),
+        "{head}"
+    );
+}
+
+#[test]
+fn extra_headers_and_basic_auth_arrive_and_secrets_are_redacted_in_logs() {
+    let target = Target::echo();
+    let srv = Server::start(&["--target", &target.arg(), "-v"]);
+    let url = format!("ws://me:s3cr%40t@{}/", srv.addr);
+    let (status, _, err) = run_client(
+        &[&url, "-H", "X-Team: ops", "-H", "Cookie: session=abc", "-v"],
+        b"x",
+    );
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{err}");
+    eventually("the tunnel's log line", || srv.log().contains(" up=1"));
+    let log = srv.log();
+    assert!(log.contains("X-Team: ops"), "{log}");
+    assert!(
+        log.contains("Authorization: [redacted]") && log.contains("Cookie: [redacted]"),
+        "{log}"
+    );
+    // base64("me:s3cr@t") must appear nowhere, in either side's log.
+    assert!(!log.contains("bWU6czNjckB0") && !err.contains("bWU6czNjckB0") && !err.contains("abc"));
+}
+
+#[test]
+fn a_second_signal_exits_at_once() {
+    let target = Target::echo();
+    let mut srv = Server::start(&["--target", &target.arg()]);
+    let _silent = raw_ws(srv.addr, "/"); // never answers the Close, so the drain would wait
+    eventually("the tunnel to open", || {
+        target.accepted.load(std::sync::atomic::Ordering::SeqCst) == 1
+    });
+    srv.proc.signal("TERM");
+    std::thread::sleep(Duration::from_millis(100));
+    let t = Instant::now();
+    srv.proc.signal("TERM");
+    let status = srv
+        .proc
+        .wait_for(Duration::from_secs(1))
+        .expect("must exit at once");
+    assert_eq!(status.code(), Some(130));
+    assert!(t.elapsed() < Duration::from_millis(500));
+}
+
+#[test]
+fn connect_carries_bytes_sent_right_after_the_request_head() {
+    let target = Target::echo();
+    let srv = Server::start(&["--target", &target.arg()]);
+    let connect = Server::mode("connect", "127.0.0.1:0", &[&srv.url("ws", "/")]);
+    let mut s = TcpStream::connect(connect.addr).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    s.write_all(b"CONNECT anything:22 HTTP/1.1\r\nHost: anything:22\r\n\r\nSSH-2.0-eager\r\n")
+        .unwrap();
+    assert_eq!(
+        read_head(&mut s),
+        "HTTP/1.1 200 Connection established\r\n\r\n"
+    );
+    let mut echo = [0u8; 15];
+    s.read_exact(&mut echo).unwrap();
+    assert_eq!(&echo, b"SSH-2.0-eager\r\n");
+}
