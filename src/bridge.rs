@@ -168,8 +168,8 @@ fn local_to_ws(
     };
     tunnel.close(code, &reason);
     // The other thread reads the peer's Close reply and ends; if the peer never answers
-    // within CLOSE_WAIT, cut the socket so that it wakes.
-    if let Err(mpsc::RecvTimeoutError::Timeout) = gone.recv_timeout(crate::pump::CLOSE_WAIT) {
+    // within LINGER (it may first have megabytes to read), cut the socket so that it wakes.
+    if let Err(mpsc::RecvTimeoutError::Timeout) = gone.recv_timeout(crate::pump::LINGER) {
         tunnel.shutdown();
     }
     reason

@@ -25,6 +25,9 @@ pub const CHUNK: usize = 64 * 1024;
 pub const MAX_FRAME: usize = 1 << 20;
 /// How long a closing handshake may take before the socket is just dropped.
 pub const CLOSE_WAIT: Duration = Duration::from_secs(2);
+/// After the last data, how long the Close may wait for a peer that has stopped reading: the
+/// data ahead of it in the socket buffers must not be cut off by a short timer.
+pub const LINGER: Duration = Duration::from_secs(30);
 
 /// The tungstenite settings of every tunnel: small eager buffers, bounded frames.
 /// The read buffer is zero-filled on first use and kept, so it is what an idle tunnel costs;
@@ -141,30 +144,29 @@ impl Shared {
         }
     }
 
-    /// Start the closing handshake (if nobody has) and push the Close frame out, bounded in time.
+    /// Start the closing handshake (if nobody has) and push the Close frame out behind the data
+    /// before it, as long as the peer keeps reading (each wait for room is bounded by `LINGER`).
     pub fn close(&self, code: CloseCode, reason: &str) {
         let frame = CloseFrame {
             code,
             reason: truncate(reason, 120).into(),
         };
         let mut r = self.lock().close(Some(frame));
-        self.finish_writes(&mut r);
+        while would_block(&r) && matches!(self.sock.wait(Ready::Write, Some(LINGER)), Ok(true)) {
+            r = self.lock().flush();
+        }
     }
 
-    /// After the peer's Close: push our reply out, bounded in time.
+    /// After the peer's Close: push our reply out, bounded by `CLOSE_WAIT` in all.
     pub fn flush_close(&self) {
-        let mut r = self.lock().flush();
-        self.finish_writes(&mut r);
-    }
-
-    fn finish_writes(&self, r: &mut Result<(), WsError>) {
         let deadline = Instant::now() + CLOSE_WAIT;
-        while would_block(r) {
+        let mut r = self.lock().flush();
+        while would_block(&r) {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() || !matches!(self.sock.wait(Ready::Write, Some(left)), Ok(true)) {
                 return;
             }
-            *r = self.lock().flush();
+            r = self.lock().flush();
         }
     }
 

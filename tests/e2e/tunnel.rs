@@ -340,3 +340,33 @@ fn ipv6_listen_and_target() {
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{err}");
     assert_eq!(out, b"v6");
 }
+
+#[test]
+fn target_closes_while_the_client_reads_slowly_and_nothing_is_lost() {
+    // Everything the target sent is in flight when it closes; the client's reader stalls for
+    // longer than any short close timer, then reads it all.
+    let payload = data(10, 32 << 20);
+    let p = payload.clone();
+    let target = Target::start(move |mut s| s.write_all(&p).unwrap());
+    let srv = Server::start(&["--target", &target.arg()]);
+    let mut c = client(&[&srv.url("ws", "/")]);
+    let _stdin = c.child.stdin.take();
+    let mut stdout = c.child.stdout.take().unwrap();
+    let mut got = vec![0u8; 28 << 20];
+    stdout.read_exact(&mut got).unwrap();
+    // The last 4 MiB and the Close now wait in socket buffers while nobody reads.
+    thread::sleep(Duration::from_secs(3));
+    stdout.read_to_end(&mut got).unwrap();
+    let status = c
+        .wait_for(Duration::from_secs(5))
+        .expect("client must exit");
+    assert_eq!(
+        got.len(),
+        payload.len(),
+        "{}\n{}",
+        c.stderr_text(),
+        srv.log()
+    );
+    assert_eq!(checksum(&got), checksum(&payload));
+    assert_eq!(status.code(), Some(0), "{}", c.stderr_text());
+}
