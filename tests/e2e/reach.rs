@@ -405,16 +405,11 @@ fn tinyproxy() -> (Proc, u16, TempDir) {
 fn corporate_proxy_with_basic_auth_flags_and_environment() {
     let (_tp, port, _dir) = tinyproxy();
     let target = Target::echo();
-    let dir = TempDir::new("proxy-tls");
-    let c = certs(&dir);
-    let srv = Server::start(&[
-        "--target",
-        &target.arg(),
-        "--cert",
-        &c.cert,
-        "--key",
-        &c.key,
-    ]);
+    let TlsServer {
+        srv,
+        certs: c,
+        dir: _dir,
+    } = tls_server(&target.arg(), &[]);
     let good = format!("http://wssh:s3cret@127.0.0.1:{port}");
     let bad = format!("http://wssh:wrong@127.0.0.1:{port}");
     // The server is on loopback too: the proxy can be seen in use because bad credentials fail.

@@ -156,16 +156,11 @@ pub fn run(cmd: &mut Command) -> String {
 
 fn ssh_over(scheme: &str) {
     let sshd = Sshd::start();
-    let tls = TempDir::new("ssh-tls");
-    let c = certs(&tls);
-    let srv = Server::start(&[
-        "--target",
-        &format!("127.0.0.1:{}", sshd.port),
-        "--cert",
-        &c.cert,
-        "--key",
-        &c.key,
-    ]);
+    let TlsServer {
+        srv,
+        certs: c,
+        dir: _dir,
+    } = tls_server(&format!("127.0.0.1:{}", sshd.port), &[]);
     let mut proxy = format!("{BIN} client {}", srv.url(scheme, "/"));
     if scheme == "wss" {
         proxy += &format!(" --ca {}", c.ca);

@@ -327,6 +327,31 @@ pub fn certs(dir: &TempDir) -> Certs {
     }
 }
 
+/// A server with fresh test certificates (ws and wss on one port), and the certificates.
+pub struct TlsServer {
+    pub srv: Server,
+    pub certs: Certs,
+    /// Holds the certificate files: keep it bound (`dir: _dir`) while they are used.
+    pub dir: TempDir,
+}
+
+/// Start `wssh server --target TARGET --cert .. --key .. EXTRA`.
+pub fn tls_server(target: &str, extra: &[&str]) -> TlsServer {
+    let dir = TempDir::new("certs");
+    let certs = certs(&dir);
+    let mut args = vec![
+        "--target",
+        target,
+        "--cert",
+        &certs.cert,
+        "--key",
+        &certs.key,
+    ];
+    args.extend_from_slice(extra);
+    let srv = Server::start(&args);
+    TlsServer { srv, certs, dir }
+}
+
 /// A raw WebSocket client for feeding the server malformed frames: returns the socket after 101.
 pub fn raw_ws(addr: SocketAddr, path: &str) -> TcpStream {
     let mut s = TcpStream::connect(addr).unwrap();

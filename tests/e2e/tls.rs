@@ -8,17 +8,12 @@ fn code(r: &(Option<std::process::ExitStatus>, Vec<u8>, String)) -> Option<i32> 
 
 #[test]
 fn wss_and_ws_share_a_port_and_verification_is_on_by_default() {
-    let dir = TempDir::new("tls");
-    let c = certs(&dir);
     let target = Target::echo();
-    let srv = Server::start(&[
-        "--target",
-        &target.arg(),
-        "--cert",
-        &c.cert,
-        "--key",
-        &c.key,
-    ]);
+    let TlsServer {
+        srv,
+        certs: c,
+        dir: _dir,
+    } = tls_server(&target.arg(), &[]);
     let r = run_client(&[&srv.url("wss", "/"), "--ca", &c.ca], b"over tls");
     assert_eq!(
         (code(&r), r.1.as_slice()),
@@ -49,17 +44,12 @@ fn wss_and_ws_share_a_port_and_verification_is_on_by_default() {
 
 #[test]
 fn wrong_name_fails_verification() {
-    let dir = TempDir::new("tls-name");
-    let c = certs(&dir);
     let target = Target::echo();
-    let srv = Server::start(&[
-        "--target",
-        &target.arg(),
-        "--cert",
-        &c.cert,
-        "--key",
-        &c.key,
-    ]);
+    let TlsServer {
+        srv,
+        certs: c,
+        dir: _dir,
+    } = tls_server(&target.arg(), &[]);
     // The certificate names 127.0.0.1 and localhost, not this name.
     let url = format!("wss://wrong-name.invalid:{}/", srv.addr.port());
     let r = run_client(&[&url, "--ca", &c.ca], b"");
@@ -68,18 +58,12 @@ fn wrong_name_fails_verification() {
 
 #[test]
 fn tls_only_refuses_plain_with_a_reason() {
-    let dir = TempDir::new("tls-only");
-    let c = certs(&dir);
     let target = Target::echo();
-    let srv = Server::start(&[
-        "--target",
-        &target.arg(),
-        "--cert",
-        &c.cert,
-        "--key",
-        &c.key,
-        "--tls-only",
-    ]);
+    let TlsServer {
+        srv,
+        certs: c,
+        dir: _dir,
+    } = tls_server(&target.arg(), &["--tls-only"]);
     let r = run_client(&[&srv.url("ws", "/")], b"x");
     assert_eq!(code(&r), Some(1));
     assert!(r.2.contains("400") && r.2.contains("wss://"), "{}", r.2);
@@ -126,17 +110,12 @@ fn non_pkcs8_key_is_refused_at_startup() {
 #[cfg(all(unix, not(target_vendor = "apple")))]
 #[test]
 fn server_speaks_tls_1_3_with_aes_gcm_and_still_tls_1_2() {
-    let dir = TempDir::new("tls13");
-    let c = certs(&dir);
     let target = Target::echo();
-    let srv = Server::start(&[
-        "--target",
-        &target.arg(),
-        "--cert",
-        &c.cert,
-        "--key",
-        &c.key,
-    ]);
+    let TlsServer {
+        srv,
+        certs: c,
+        dir: _dir,
+    } = tls_server(&target.arg(), &[]);
     let probe = |extra: &[&str]| {
         let out = std::process::Command::new("openssl")
             .args([

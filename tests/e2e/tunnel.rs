@@ -27,17 +27,12 @@ fn bulk_target() -> (Target, mpsc::Receiver<u64>) {
 }
 
 fn bulk_both_ways(scheme: &str) {
-    let dir = TempDir::new("bulk");
-    let c = certs(&dir);
     let (target, got) = bulk_target();
-    let srv = Server::start(&[
-        "--target",
-        &target.arg(),
-        "--cert",
-        &c.cert,
-        "--key",
-        &c.key,
-    ]);
+    let TlsServer {
+        srv,
+        certs: c,
+        dir: _dir,
+    } = tls_server(&target.arg(), &[]);
     let url = srv.url(scheme, "/");
     let mut args = vec![url.as_str()];
     if scheme == "wss" {
