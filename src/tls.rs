@@ -125,15 +125,17 @@ pub fn acceptor(cert_file: &str, key_file: &str) -> Result<Acceptor, Error> {
 /// Run the server side of the TLS handshake on an accepted (blocking) socket.
 pub fn accept(a: &Acceptor, tcp: TcpStream) -> Result<Stream, Error> {
     #[cfg(all(unix, not(target_vendor = "apple")))]
-    let r = a
-        .accept(tcp)
-        .map(|s| Stream::Ssl(Box::new(s)))
-        .map_err(|e| e.to_string());
+    let r = match a.accept(tcp) {
+        Ok(s) => Ok(Stream::Ssl(Box::new(s))),
+        Err(openssl::ssl::HandshakeError::WouldBlock(_)) => Err("timed out".to_string()),
+        Err(e) => Err(e.to_string()),
+    };
     #[cfg(not(all(unix, not(target_vendor = "apple"))))]
-    let r = a
-        .accept(tcp)
-        .map(|s| Stream::Tls(Box::new(s)))
-        .map_err(|e| e.to_string());
+    let r = match a.accept(tcp) {
+        Ok(s) => Ok(Stream::Tls(Box::new(s))),
+        Err(HandshakeError::WouldBlock(_)) => Err("timed out".to_string()),
+        Err(e) => Err(e.to_string()),
+    };
     r.map_err(|e| Error::Tls(format!("handshake: {e}")))
 }
 

@@ -37,6 +37,16 @@ pub fn read_head(s: &mut impl Read) -> Result<(Vec<u8>, Vec<u8>), HeadError> {
             }
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            // A socket read timeout shows as EAGAIN on Unix: say what it is.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                let msg = "timed out waiting for an HTTP head";
+                return Err(HeadError::Io(io::Error::new(io::ErrorKind::TimedOut, msg)));
+            }
             Err(e) => return Err(HeadError::Io(e)),
         };
         let from = buf.len().saturating_sub(3);

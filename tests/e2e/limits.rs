@@ -144,3 +144,64 @@ fn usage_errors_exit_2_with_one_line() {
         assert!(out.stdout.is_empty());
     }
 }
+
+#[test]
+fn a_server_that_never_answers_gives_a_clear_timeout() {
+    let mute = Target::start(|s| {
+        let _ = (&s).read_to_end(&mut Vec::new()); // accepts, reads, never answers
+    });
+    let t = std::time::Instant::now();
+    let (status, _, err) = run_client(
+        &[&format!("ws://{}/", mute.addr), "--connect-timeout", "1"],
+        b"",
+    );
+    assert_eq!(status.and_then(|s| s.code()), Some(1));
+    assert!(t.elapsed() < Duration::from_secs(5));
+    assert_eq!(
+        err.trim(),
+        format!(
+            "error: handshake with {}: timed out waiting for an HTTP head",
+            mute.addr
+        )
+    );
+}
+
+#[test]
+fn a_client_that_stops_answering_pings_is_dropped_by_the_server() {
+    let target = Target::start(|s| {
+        let _ = (&s).read_to_end(&mut Vec::new());
+    });
+    let srv = Server::start(&["--target", &target.arg(), "--ping", "1"]);
+    let _mute = raw_ws(srv.addr, "/"); // its kernel ACKs, but nobody answers a ping
+    let t = std::time::Instant::now();
+    eventually("the server to give up on the client", || {
+        srv.log().contains("no answer to pings for 4 s")
+    });
+    assert!(
+        t.elapsed() < Duration::from_secs(8),
+        "took {:?}",
+        t.elapsed()
+    );
+}
+
+#[test]
+fn many_tunnels_at_once_each_get_their_own_bytes() {
+    let target = Target::echo();
+    let srv = Server::start(&["--target", &target.arg()]);
+    let url = srv.url("ws", "/");
+    let workers: Vec<_> = (0..24u64)
+        .map(|i| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let input = data(100 + i, 512 * 1024 + i as usize);
+                let (status, out, err) = run_client(&[&url], &input);
+                assert_eq!(status.and_then(|s| s.code()), Some(0), "{err}");
+                assert_eq!(checksum(&out), checksum(&input), "tunnel {i}");
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    eventually("24 log lines", || srv.log().matches(" end=").count() == 24);
+}

@@ -143,3 +143,21 @@ fn server_speaks_tls_1_3_with_aes_gcm_and_still_tls_1_2() {
         "{t12}"
     );
 }
+
+#[test]
+fn a_stalled_tls_hello_is_dropped_after_the_handshake_timeout() {
+    let target = Target::echo();
+    let TlsServer { srv, dir: _dir, .. } = tls_server(&target.arg(), &["--handshake-timeout", "1"]);
+    let mut s = std::net::TcpStream::connect(srv.addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    std::io::Write::write_all(&mut s, &[0x16, 0x03]).unwrap(); // the start of a hello, then nothing
+    let t = std::time::Instant::now();
+    let mut b = [0u8; 16];
+    let n = std::io::Read::read(&mut s, &mut b).unwrap_or(0);
+    assert!(t.elapsed() < std::time::Duration::from_secs(4));
+    assert!(n == 0 || b[0] == 0x15, "closed, or a TLS alert"); // 0x15: alert record
+    eventually("the log line", || {
+        srv.log().contains("tls: handshake: timed out")
+    });
+}
