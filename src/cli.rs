@@ -71,8 +71,8 @@ Options:
   --max-tunnels N        tunnels at once; more get 503 [default: 1000]
   --handshake-timeout S  seconds a client has to finish TLS and HTTP [default: 10]
   --connect-timeout S    seconds to connect to a target [default: 10]
-  --ping S               ping a client silent for S seconds; one silent for 4 pings' time
-                         is gone [default: 30; 0: never]
+  --ping S               ping after S seconds without a frame from a client; drop it after
+                         4 x S [default: 30; 0: never]
   --trusted-proxy CIDR   connections from here (nginx) may name the real client in
                          X-Forwarded-For or X-Real-IP, for the log (repeatable)
   -v, -vv, -q            debug, trace, or errors only [default: info]
@@ -122,8 +122,8 @@ const DIALER_OPTIONS: &str =
   --insecure             do not verify the server's certificate (dangerous: prints a warning)
   -H, --header 'N: v'    send an extra HTTP header (repeatable)
   --proxy URL            reach the server through this HTTP proxy: http://[user:pass@]host:port
-  --ping S               ping a server silent for S seconds; one silent for 4 pings' time
-                         is gone [default: 30; 0: never]
+  --ping S               ping after S seconds without a frame from the server; give up on
+                         it after 4 x S [default: 30; 0: never]
   --connect-timeout S    seconds to connect and finish the handshakes [default: 10]";
 
 const ENVIRONMENT: &str = "\
