@@ -115,9 +115,15 @@ fn ws_to_stdout(tunnel: &Shared) -> Result<(), Error> {
         };
         match msg {
             Incoming::Data(b) if b.is_empty() => log::debug!("server sent end of data"),
-            Incoming::Data(b) => out
-                .write_all(&b)
-                .map_err(|e| Error::io("write stdout", e))?,
+            Incoming::Data(b) => match out.write_all(&b) {
+                Ok(()) => {}
+                // Whoever read our stdout is gone (`| head`): that ends the tunnel, normally.
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                    tunnel.close(CloseCode::Normal, "client output closed");
+                    return Ok(());
+                }
+                Err(e) => return Err(Error::io("write stdout", e)),
+            },
             Incoming::Text => {
                 tunnel.close(CloseCode::Unsupported, "text");
                 return Err(Error::Handshake("server sent a text message".into()));

@@ -234,3 +234,24 @@ fn connect_carries_bytes_sent_right_after_the_request_head() {
     s.read_exact(&mut echo).unwrap();
     assert_eq!(&echo, b"SSH-2.0-eager\r\n");
 }
+
+#[test]
+fn a_closed_stdout_is_the_end_not_an_error() {
+    // `wssh client URL | head -c 10`: the reader goes away; that is how the user ends it.
+    let big = data(11, 4 << 20);
+    let target = Target::start(move |mut s| {
+        let _ = s.write_all(&big);
+    });
+    let srv = Server::start(&["--target", &target.arg()]);
+    let mut c = client(&[&srv.url("ws", "/")]);
+    let _stdin = c.child.stdin.take();
+    let mut stdout = c.child.stdout.take().unwrap();
+    let mut first = [0u8; 10];
+    stdout.read_exact(&mut first).unwrap();
+    drop(stdout);
+    let status = c
+        .wait_for(Duration::from_secs(5))
+        .expect("client must exit");
+    assert_eq!(status.code(), Some(0), "{}", c.stderr_text());
+    assert!(c.stderr_text().is_empty(), "{}", c.stderr_text());
+}
