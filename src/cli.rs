@@ -1,8 +1,9 @@
-//! The command line: help texts, pico-args parsing, and validation into a `Config` that does not
+//! The command line: pico-args parsing, and validation into a `Config` that does not
 //! change afterwards. Files (certificates, hosts) are loaded here, so bad input fails before any
 //! socket opens. This is the only module that reads the environment: the proxy variables.
 
 use crate::error::Error;
+use crate::help::{fill, CLIENT_HELP, CONNECT_HELP, FORWARD_HELP, MAIN_HELP, SERVER_HELP};
 use crate::policy::{parse_hosts, Policy, Rule, Target};
 use crate::proxy::{Proxies, ProxyUrl};
 use crate::url::{self, WsUrl};
@@ -12,132 +13,6 @@ use pico_args::Arguments;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::time::Duration;
-
-pub const MAIN_HELP: &str = "\
-wssh: SSH (or any TCP) over WebSocket
-
-Usage:
-  wssh client [OPTIONS] URL    stdin/stdout to a ws:// or wss:// URL (an SSH ProxyCommand)
-  wssh server [OPTIONS]        WebSocket to TCP (default: 127.0.0.1:4567 to 127.0.0.1:22)
-  wssh connect [OPTIONS] URL   a local HTTP CONNECT proxy (127.0.0.1:3122) into tunnels
-  wssh forward --listen ADDR URL   a local port forward: each connection gets a tunnel
-  wssh help COMMAND            help for one command
-  wssh --version
-
-Example ~/.ssh/config:
-  Host myhost
-    ProxyCommand wssh client wss://gw.example.com/
-";
-
-pub const CLIENT_HELP: &str = "\
-wssh client: carry stdin and stdout over a WebSocket (use it as an SSH ProxyCommand)
-
-Usage: wssh client [OPTIONS] URL
-
-URL is ws://[user:pass@]host[:port]/path or wss://...; user:pass is sent as Basic auth.
-Example: ssh -o ProxyCommand='wssh client wss://gw.example.com/ssh/%h:%p' me@db1
-
-Options:
-DIALER_OPTIONS
-  -v, -vv, -q            debug, trace, or errors only [default: warnings]
-  -h, --help             this text
-
-ENVIRONMENT
-stdout carries only tunnel bytes; all messages go to stderr.
-Exit codes: 0 the server closed normally, 1 an error (one line on stderr), 2 a usage error,
-130 ended by a signal (SIGHUP, SIGTERM, Ctrl-C).
-";
-
-pub const SERVER_HELP: &str = "\
-wssh server: accept WebSocket tunnels and connect each to a TCP target
-
-Usage: wssh server [OPTIONS]
-
-Every tunnel goes to the fixed target, unless its path is /ssh/NAME and NAME is allowed:
-NAME is a name from --hosts, or HOST[:PORT] (port 22 if left out) matching an --allow rule.
-With no rule, the path cannot choose: the server is never an open proxy.
-
-Options:
-  --listen ADDR          address to listen on [default: 127.0.0.1:4567]; [::1]:4567 for IPv6
-  --target HOST:PORT     the fixed target [default: 127.0.0.1:22]
-  --allow PATTERN        let /ssh/ paths reach these targets (repeatable): a host glob
-                         (*.internal), an IP or CIDR range (10.0.0.0/8, [fd00::/8]), then
-                         :PORT, :LOW-HIGH or :* [default port: 22]. Globs match names only,
-                         CIDR ranges IP addresses only.
-  --hosts FILE           NAME HOST:PORT per line; /ssh/NAME goes there (re-read on change)
-  --cert FILE --key FILE serve wss:// too (PEM chain, PKCS#8 PEM key); plain ws:// stays on
-                         the same port, told apart by the first byte
-  --tls-only             refuse plain ws:// (needs --cert and --key)
-  --max-tunnels N        tunnels at once; more get 503 [default: 1000]
-  --handshake-timeout S  seconds a client has to finish TLS and HTTP [default: 10]
-  --connect-timeout S    seconds to connect to a target [default: 10]
-  --ping S               ping after S seconds without a frame from a client; drop it after
-                         4 x S [default: 30; 0: never]
-  --trusted-proxy CIDR   connections from here (nginx) may name the real client in
-                         X-Forwarded-For or X-Real-IP, for the log (repeatable)
-  -v, -vv, -q            debug, trace, or errors only [default: info]
-  -h, --help             this text
-
-SIGTERM or Ctrl-C: stop accepting, close tunnels (1001), exit within 2 s; a second one exits now.
-";
-
-pub const CONNECT_HELP: &str = "\
-wssh connect: a local HTTP proxy that answers CONNECT host:port with a tunnel
-
-Usage: wssh connect [OPTIONS] URL
-
-URL says where the requested host and port go: {host} and {port} are replaced
-(wss://gw/ssh/{host}:{port}); a URL ending in /ssh/ gets host:port appended; any other URL
-is used as it is for every request. 200 is answered once the tunnel is open; otherwise 502
-(server unreachable), 403 (target refused by the server), 405 (not CONNECT), 400, 431.
-
-Options:
-  --listen ADDR          where to listen [default: 127.0.0.1:3122]
-  --max-tunnels N        tunnels at once [default: 1000]
-DIALER_OPTIONS
-  -v, -vv, -q            debug, trace, or errors only [default: info]
-  -h, --help             this text
-
-ENVIRONMENT";
-
-pub const FORWARD_HELP: &str = "\
-wssh forward: a local port forward (like ssh -L): each connection gets its own tunnel
-
-Usage: wssh forward --listen ADDR [OPTIONS] URL
-
-Example: wssh forward --listen 127.0.0.1:2222 wss://gw.example.com/ssh/db1
-         ssh -p 2222 me@127.0.0.1
-
-Options:
-  --listen ADDR          where to listen (required)
-  --max-tunnels N        tunnels at once [default: 1000]
-DIALER_OPTIONS
-  -v, -vv, -q            debug, trace, or errors only [default: info]
-  -h, --help             this text
-
-ENVIRONMENT";
-
-const DIALER_OPTIONS: &str =
-    "  --ca FILE              also trust this PEM CA certificate (repeatable)
-  --insecure             do not verify the server's certificate (dangerous: prints a warning)
-  -H, --header 'N: v'    send an extra HTTP header (repeatable)
-  --proxy URL            reach the server through this HTTP proxy: http://[user:pass@]host:port
-  --ping S               ping after S seconds without a frame from the server; give up on
-                         it after 4 x S [default: 30; 0: never]
-  --connect-timeout S    seconds to connect and finish the handshakes [default: 10]";
-
-const ENVIRONMENT: &str = "\
-Environment (--proxy wins over the first two; no_proxy applies to all):
-  https_proxy, HTTPS_PROXY   HTTP proxy for wss:// URLs
-  http_proxy                 HTTP proxy for ws:// URLs (HTTP_PROXY is ignored, as curl does)
-  no_proxy, NO_PROXY         hosts that skip the proxy: names, .domains, addresses, *
-";
-
-/// A help text with the shared option and environment blocks filled in.
-fn help(text: &str) -> String {
-    text.replace("DIALER_OPTIONS", DIALER_OPTIONS)
-        .replace("ENVIRONMENT", ENVIRONMENT)
-}
 
 /// What to run.
 pub enum Command {
@@ -231,10 +106,10 @@ pub fn parse(raw: Vec<std::ffi::OsString>) -> Result<Command, Error> {
     let sub = args.subcommand().map_err(usage)?;
     let wants_help = args.contains(["-h", "--help"]);
     let help_for = |topic: &str| match topic {
-        "client" => Some(help(CLIENT_HELP)),
+        "client" => Some(fill(CLIENT_HELP)),
         "server" => Some(SERVER_HELP.to_string()),
-        "connect" => Some(help(CONNECT_HELP)),
-        "forward" => Some(help(FORWARD_HELP)),
+        "connect" => Some(fill(CONNECT_HELP)),
+        "forward" => Some(fill(FORWARD_HELP)),
         _ => None,
     };
     if let (true, Some(text)) = (wants_help, sub.as_deref().and_then(help_for)) {

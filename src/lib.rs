@@ -1,7 +1,7 @@
 //! wssh: SSH (or any TCP) carried inside WebSocket, in one small synchronous binary.
 //!
 //! Codemap, in dependency order (each module uses only those below it):
-//! - `cli`: help texts, pico-args, raw arguments to a validated, immutable config;
+//! - `cli`: pico-args, raw arguments to a validated, immutable config (`help`: the texts);
 //! - `client`: `wssh client URL`, stdin/stdout to a WebSocket (the ProxyCommand), and the
 //!   opening of a tunnel that every client-side mode uses;
 //! - `forward`: `wssh connect` (local CONNECT proxy) and `wssh forward` (local port forward);
@@ -25,6 +25,7 @@ pub mod cli;
 pub mod client;
 pub mod error;
 pub mod forward;
+pub mod help;
 pub mod listen;
 pub mod policy;
 pub mod proxy;

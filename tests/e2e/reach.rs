@@ -3,7 +3,7 @@
 //! `wssh connect`), curl through `connect`, `forward`, a real corporate proxy (tinyproxy with
 //! Basic auth, flags and environment), and a server frozen under an open tunnel.
 
-use crate::ssh::{free_port, run, try_run, user, Sshd};
+use crate::ssh::{free_port, user, Sshd};
 use crate::support::*;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -16,23 +16,8 @@ pub struct Sshd {
 
 fn keygen(path: &std::path::Path) {
     let _ = std::fs::remove_file(path);
-    let out = Command::new("ssh-keygen")
-        .args([
-            "-q",
-            "-t",
-            "ed25519",
-            "-N",
-            "",
-            "-f",
-            path.to_str().unwrap(),
-        ])
-        .output()
-        .expect("ssh-keygen (openssh-client) must be installed");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let p = path.to_str().unwrap();
+    run(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f", p]));
 }
 
 pub fn free_port() -> u16 {
@@ -124,34 +109,6 @@ impl Sshd {
 pub fn user() -> String {
     let out = Command::new("id").arg("-un").output().unwrap();
     String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-/// Run a command, bounded: whether it succeeded, its stdout and its stderr.
-pub fn try_run(cmd: &mut Command) -> (bool, String, String) {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (out, err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
-    let err = std::thread::spawn(move || read_all_bounded(err));
-    let out = read_all_bounded(out);
-    let mut p = Proc {
-        child,
-        stderr: Default::default(),
-    };
-    let status = p.wait_for(PATIENCE * 3).expect("command hung");
-    let err = err.join().unwrap();
-    let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
-    (status.success(), text(out), text(err))
-}
-
-/// Run a command, bounded; panic with its stderr on failure.
-pub fn run(cmd: &mut Command) -> String {
-    let (ok, out, err) = try_run(cmd);
-    assert!(ok, "{cmd:?} failed: {err}");
-    out
 }
 
 fn ssh_over(scheme: &str) {

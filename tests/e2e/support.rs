@@ -254,6 +254,34 @@ pub fn checksum(b: &[u8]) -> u64 {
     h
 }
 
+/// Run a command, bounded: whether it succeeded, its stdout and its stderr.
+pub fn try_run(cmd: &mut Command) -> (bool, String, String) {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (out, err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let err = std::thread::spawn(move || read_all_bounded(err));
+    let out = read_all_bounded(out);
+    let mut p = Proc {
+        child,
+        stderr: Default::default(),
+    };
+    let status = p.wait_for(PATIENCE * 3).expect("command hung");
+    let err = err.join().unwrap();
+    let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
+    (status.success(), text(out), text(err))
+}
+
+/// Run a command, bounded; panic with its stderr on failure.
+pub fn run(cmd: &mut Command) -> String {
+    let (ok, out, err) = try_run(cmd);
+    assert!(ok, "{cmd:?} failed: {err}");
+    out
+}
+
 /// CA and server certificate for 127.0.0.1 and localhost, made with the openssl CLI.
 pub struct Certs {
     pub ca: String,
@@ -263,17 +291,7 @@ pub struct Certs {
 
 pub fn certs(dir: &TempDir) -> Certs {
     let p = |n: &str| dir.path(n).to_str().unwrap().to_string();
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .output()
-            .expect("openssl must be installed");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let run = |args: &[&str]| run(Command::new("openssl").args(args));
     let ext = p("ext.cnf");
     std::fs::write(&ext, "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost\n").unwrap();
     run(&[
