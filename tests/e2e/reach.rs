@@ -414,35 +414,22 @@ fn corporate_proxy_with_basic_auth_flags_and_environment() {
     let bad = format!("http://wssh:wrong@127.0.0.1:{port}");
     // The server is on loopback too: the proxy can be seen in use because bad credentials fail.
     let client = |args: &[&str], env: &[(&str, &str)]| {
-        let mut cmd = Command::new(BIN);
-        cmd.arg("client")
-            .args(args)
-            .env_remove("https_proxy")
-            .env_remove("HTTPS_PROXY");
-        cmd.env_remove("http_proxy")
-            .env_remove("no_proxy")
-            .env_remove("NO_PROXY");
-        for (k, v) in env {
-            cmd.env(k, v);
+        let mut cmd = client_cmd(args);
+        for var in [
+            "https_proxy",
+            "HTTPS_PROXY",
+            "http_proxy",
+            "no_proxy",
+            "NO_PROXY",
+        ] {
+            cmd.env_remove(var);
         }
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(b"through").unwrap();
-        let out = read_all_bounded(child.stdout.take().unwrap());
-        let err = read_all_bounded(child.stderr.take().unwrap());
-        let mut p = Proc {
-            child,
-            stderr: Default::default(),
-        };
-        let code = p.wait_for(PATIENCE).and_then(|s| s.code());
+        cmd.envs(env.iter().copied());
+        let (status, out, err) = run_client_cmd(cmd, b"through");
         (
-            code,
+            status.and_then(|s| s.code()),
             String::from_utf8_lossy(&out).into_owned(),
-            String::from_utf8_lossy(&err).into_owned(),
+            err,
         )
     };
     let wss = srv.url("wss", "/");

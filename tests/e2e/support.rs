@@ -150,9 +150,19 @@ impl Server {
 
 /// Start `wssh client ARGS` with piped stdin and stdout.
 pub fn client(args: &[&str]) -> Proc {
-    let mut child = Command::new(BIN)
-        .arg("client")
-        .args(args)
+    spawn_client(client_cmd(args))
+}
+
+/// The `wssh client ARGS` command, for a test to add environment to.
+pub fn client_cmd(args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("client").args(args);
+    cmd
+}
+
+/// Start a prepared client command with piped stdin and stdout.
+pub fn spawn_client(mut cmd: Command) -> Proc {
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -162,9 +172,17 @@ pub fn client(args: &[&str]) -> Proc {
     Proc { child, stderr }
 }
 
+/// What a client run to its end gave: exit status, stdout, stderr.
+pub type Run = (Option<ExitStatus>, Vec<u8>, String);
+
 /// Run a client to the end: feed `input` (then EOF), collect stdout. Bounded by PATIENCE.
-pub fn run_client(args: &[&str], input: &[u8]) -> (Option<ExitStatus>, Vec<u8>, String) {
-    let mut c = client(args);
+pub fn run_client(args: &[&str], input: &[u8]) -> Run {
+    run_client_cmd(client_cmd(args), input)
+}
+
+/// The same for a prepared command.
+pub fn run_client_cmd(cmd: Command, input: &[u8]) -> Run {
+    let mut c = spawn_client(cmd);
     let mut stdin = c.child.stdin.take().unwrap();
     let input = input.to_vec();
     let w = thread::spawn(move || {
