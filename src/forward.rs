@@ -144,9 +144,9 @@ fn finish(
             return log::warn!("conn-{id} peer={peer} url={url}: send: {e}");
         }
     }
-    hub.register(id, &sock);
+    let registered = hub.register(id, &sock);
     let o = bridge::run(hub, &tunnel, sock, Side::Client);
-    hub.unregister(id);
+    drop(registered);
     log::info!(
         "conn-{id} peer={peer} url={url} up={} down={} secs={:.2} end={}",
         o.to_ws,

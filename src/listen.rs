@@ -29,8 +29,9 @@ impl Hub {
         self.stopping.load(Ordering::SeqCst)
     }
 
-    /// Let shutdown cut this tunnel's local socket. Cut at once if shutdown has begun.
-    pub fn register(&self, id: u64, sock: &TcpStream) {
+    /// Let shutdown cut this tunnel's local socket until the returned guard is dropped. Cut at
+    /// once if shutdown has begun.
+    pub fn register(&self, id: u64, sock: &TcpStream) -> Registered<'_> {
         if let Ok(s) = sock.try_clone() {
             self.open
                 .lock()
@@ -40,13 +41,32 @@ impl Hub {
         if self.stopping() {
             let _ = sock.shutdown(Shutdown::Both);
         }
+        Registered { hub: self, id }
     }
+}
 
-    pub fn unregister(&self, id: u64) {
-        self.open
+/// A tunnel's place in the hub's registry; leaving it (even by a panic) unregisters.
+pub struct Registered<'a> {
+    hub: &'a Hub,
+    id: u64,
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.hub
+            .open
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(&id);
+            .remove(&self.id);
+    }
+}
+
+/// One of the `max` connection slots; given back when dropped, even by a panic.
+struct Slot(Arc<Hub>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -109,16 +129,13 @@ where
             }
             continue;
         }
-        let (hub2, handle) = (hub.clone(), handle.clone());
+        let (slot, handle) = (Slot(hub.clone()), handle.clone());
         let spawned = std::thread::Builder::new()
             .name(format!("conn-{id}"))
             .stack_size(STACK)
-            .spawn(move || {
-                handle(&hub2, id, sock);
-                hub2.active.fetch_sub(1, Ordering::SeqCst);
-            });
+            .spawn(move || handle(&slot.0, id, sock));
+        // On failure the closure, and with it the slot, is dropped: the count goes back.
         if let Err(e) = spawned {
-            hub.active.fetch_sub(1, Ordering::SeqCst);
             log::warn!("conn-{id}: cannot start a thread: {e}");
         }
     }

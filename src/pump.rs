@@ -5,7 +5,8 @@
 //!   never interleave; its socket is non-blocking, so a holder of the lock never blocks;
 //! - a thread takes the lock for one attempt (read a frame, or write and flush one); on
 //!   `WouldBlock` it lets go and sleeps in `poll(2)` outside the lock until the socket is ready;
-//! - no timers and no spinning: an idle tunnel sleeps in the kernel, and a byte goes out at once;
+//! - no polling and no spinning: an idle tunnel sleeps in the kernel (waking only to ping, every
+//!   `--ping` seconds), and a byte goes out the moment it arrives;
 //! - every message is one local read, written and flushed before the next read: buffers stay
 //!   bounded (one frame out, `MAX_FRAME` in) and a slow side slows the other.
 //!
@@ -78,7 +79,7 @@ impl Shared {
         tcp.set_read_timeout(None)?;
         tcp.set_write_timeout(None)?;
         tcp.set_nonblocking(true)?;
-        let sock = Sock::of(tcp);
+        let sock = Sock::of(tcp)?;
         Ok(Shared {
             ws: Mutex::new(ws),
             sock,
@@ -104,7 +105,7 @@ impl Shared {
 
     /// Wait for the next message that matters to the tunnel (pings are answered inside).
     /// With keepalive on, a silent peer is pinged, and declared dead (`TimedOut`) after
-    /// `MISSED_PINGS` intervals without any frame.
+    /// `MISSED_PINGS + 1` intervals without any frame.
     pub fn recv(&self) -> Result<Incoming, WsError> {
         let mut silent = 0;
         loop {
@@ -221,11 +222,11 @@ struct Sock {
 }
 
 impl Sock {
-    fn of(tcp: &std::net::TcpStream) -> Sock {
+    fn of(tcp: &std::net::TcpStream) -> io::Result<Sock> {
         // A clone of the handle: the same socket, usable without the WebSocket's lock.
-        Sock {
-            tcp: tcp.try_clone().expect("clone of a connected socket"),
-        }
+        Ok(Sock {
+            tcp: tcp.try_clone()?,
+        })
     }
 
     fn shutdown(&self) -> io::Result<()> {

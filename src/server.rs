@@ -186,9 +186,8 @@ fn serve(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Option<Su
         }
     };
     let tunnel = Shared::new(websocket, cfg.ping).map_err(setup)?;
-    hub.register(id, &tcp);
+    let _registered = hub.register(id, &tcp);
     let o = bridge::run(hub, &tunnel, tcp, Side::Server);
-    hub.unregister(id);
     Ok(Some(Summary {
         client,
         target: target_name,
