@@ -20,6 +20,16 @@ pub enum Side {
     Client,
 }
 
+impl Side {
+    /// What the local socket is called in messages.
+    fn local(self) -> &'static str {
+        match self {
+            Side::Server => "target",
+            Side::Client => "local connection",
+        }
+    }
+}
+
 /// How a bridged tunnel went.
 pub struct Outcome {
     /// Bytes from the WebSocket to the local socket, and the other way.
@@ -37,22 +47,29 @@ pub fn run(hub: &Hub, tunnel: &Shared, local: TcpStream, side: Side) -> Outcome 
     let end = std::thread::scope(|s| {
         let reader = local.try_clone();
         let name = std::thread::current().name().unwrap_or("conn").to_string() + "-up";
-        let other = std::thread::Builder::new()
+        let spawned = std::thread::Builder::new()
             .stack_size(STACK)
             .name(name)
             .spawn_scoped(s, || match reader {
                 Ok(r) => local_to_ws(hub, tunnel, r, side, &to_ws, &ws_gone, gone_rx),
                 Err(e) => format!("socket set-up: {e}"),
             });
-        let mine = ws_to_local(tunnel, &local, &to_local);
+        let other = match spawned {
+            Ok(h) => h,
+            Err(e) => {
+                // Half a tunnel is no tunnel: tell the peer to come back later.
+                tunnel.close(CloseCode::Again, "out of threads, try again later");
+                return format!("cannot start a thread: {e}");
+            }
+        };
+        let mine = ws_to_local(tunnel, &local, side, &to_local);
         ws_gone.store(true, Ordering::SeqCst);
         drop(gone_tx);
-        // Wake the other direction if it sleeps in read(2) on the local socket.
+        // The WebSocket is done: wake the other direction wherever it sleeps, in read(2) on
+        // the local socket or in poll(2) for room on a peer that no longer reads.
         let _ = local.shutdown(Shutdown::Both);
-        let theirs = match other {
-            Ok(h) => h.join().unwrap_or_else(|_| "panic".into()),
-            Err(e) => format!("cannot start a thread: {e}"),
-        };
+        tunnel.shutdown();
+        let theirs = other.join().unwrap_or_else(|_| "panic".into());
         if theirs.is_empty() {
             mine
         } else {
@@ -67,7 +84,7 @@ pub fn run(hub: &Hub, tunnel: &Shared, local: TcpStream, side: Side) -> Outcome 
 }
 
 /// WebSocket to local socket. Ends when the peer closes or fails; returns how.
-fn ws_to_local(tunnel: &Shared, local: &TcpStream, count: &AtomicU64) -> String {
+fn ws_to_local(tunnel: &Shared, local: &TcpStream, side: Side, count: &AtomicU64) -> String {
     let mut out = local;
     loop {
         match tunnel.recv() {
@@ -77,9 +94,10 @@ fn ws_to_local(tunnel: &Shared, local: &TcpStream, count: &AtomicU64) -> String 
             }
             Ok(Incoming::Data(b)) => {
                 if let Err(e) = out.write_all(&b) {
-                    tunnel.close(CloseCode::Error, &format!("local write: {e}"));
+                    let why = format!("{} write: {e}", side.local());
+                    tunnel.close(CloseCode::Error, &why);
                     tunnel.drain_until_closed();
-                    return format!("local write: {e}");
+                    return why;
                 }
                 count.fetch_add(b.len() as u64, Ordering::Relaxed);
             }
@@ -163,7 +181,7 @@ fn local_to_ws(
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(_) if ws_gone.load(Ordering::SeqCst) => return String::new(),
-            Err(e) => break (CloseCode::Error, format!("local: {e}")),
+            Err(e) => break (CloseCode::Error, format!("{}: {e}", side.local())),
         }
     };
     tunnel.close(code, &reason);

@@ -205,3 +205,18 @@ fn many_tunnels_at_once_each_get_their_own_bytes() {
     }
     eventually("24 log lines", || srv.log().matches(" end=").count() == 24);
 }
+
+#[test]
+fn a_client_that_closes_but_never_reads_does_not_hold_the_tunnel() {
+    // The target floods; the client reads nothing, so the server's sender sleeps waiting for
+    // room. The client's Close must still end the tunnel (and free both threads).
+    let target = Target::start(|mut s| {
+        let chunk = vec![7u8; 1 << 20];
+        while s.write_all(&chunk).is_ok() {}
+    });
+    let srv = Server::start(&["--target", &target.arg()]);
+    let mut ws = raw_ws(srv.addr, "/");
+    std::thread::sleep(Duration::from_millis(500)); // buffers fill up
+    ws.write_all(&frame(8, &1000u16.to_be_bytes())).unwrap();
+    eventually("the tunnel's end", || srv.log().contains(" end="));
+}
