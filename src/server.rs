@@ -100,14 +100,12 @@ fn serve(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Option<Su
             ))
         }
         (_, false) if cfg.tls_only => {
-            let _ = ws::refuse(
+            let body = "this server speaks TLS only: use wss://";
+            return Err(refuse(
                 &mut &sock,
                 400,
-                "Bad Request",
-                "this server speaks TLS only: use wss://",
-            );
-            return Err(Error::Handshake(
-                "plain request refused (--tls-only)".into(),
+                body,
+                "plain request refused (--tls-only)",
             ));
         }
         (_, false) => Stream::Plain(sock),
@@ -118,17 +116,13 @@ fn serve(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Option<Su
         Err(HeadError::Empty) => return Ok(None),
         Err(HeadError::TooLarge) => {
             let body = format!("request head over {} bytes", ws::MAX_HEAD);
-            let _ = ws::refuse(&mut stream, 431, "Request Header Fields Too Large", &body);
-            return Err(Error::Handshake(body));
+            return Err(refuse(&mut stream, 431, &body, &body));
         }
         Err(HeadError::Io(e)) => return Err(Error::io("read request", e)),
     };
     let req = match ws::parse_request(&head) {
         Ok(r) => r,
-        Err(e) => {
-            let _ = ws::refuse(&mut stream, 400, "Bad Request", &e);
-            return Err(Error::Handshake(e));
-        }
+        Err(e) => return Err(refuse(&mut stream, 400, &e, &e)),
     };
     log::debug!(
         "conn-{id} request: {}",
@@ -146,25 +140,19 @@ fn serve(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Option<Su
     let accept_key = match ws::check_upgrade(&req) {
         Ok(k) => k,
         Err(e) => {
-            let _ = ws::refuse(&mut stream, 400, "Bad Request", &e);
-            return Err(Error::Handshake(format!(
-                "{} {}: {e}",
-                req.method, req.target
-            )));
+            let log = format!("{} {}: {e}", req.method, req.target);
+            return Err(refuse(&mut stream, 400, &e, &log));
         }
     };
     let target = match route(state, &req.target) {
         Ok(t) => t,
         Err(Denied::NotAllowed(t)) => {
-            let _ = ws::refuse(&mut stream, 403, "Forbidden", "target not allowed");
-            return Err(Error::Handshake(format!(
-                "{}: target {t} not allowed",
-                req.target
-            )));
+            let log = format!("{}: target {t} not allowed", req.target);
+            return Err(refuse(&mut stream, 403, "target not allowed", &log));
         }
         Err(Denied::BadPath(e)) => {
-            let _ = ws::refuse(&mut stream, 400, "Bad Request", &e);
-            return Err(Error::Handshake(format!("{}: {e}", req.target)));
+            let log = format!("{}: {e}", req.target);
+            return Err(refuse(&mut stream, 400, &e, &log));
         }
     };
     ws::accept(&mut stream, &accept_key, ws::offers_binary(&req))
@@ -195,6 +183,18 @@ fn serve(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Option<Su
         down: o.to_ws,
         end: o.end,
     }))
+}
+
+/// Answer an HTTP error before any upgrade (body: one line for the user); the returned error is
+/// what the log says.
+fn refuse(s: &mut impl std::io::Write, code: u16, body: &str, log: &str) -> Error {
+    let reason = match code {
+        403 => "Forbidden",
+        431 => "Request Header Fields Too Large",
+        _ => "Bad Request",
+    };
+    let _ = ws::refuse(s, code, reason, body);
+    Error::Handshake(log.to_string())
 }
 
 /// Route a path, re-reading the hosts file first if it changed.
