@@ -319,6 +319,37 @@ mod tests {
         );
     }
 
+    /// Inputs a client controls (paths, header values, rules) never make the parsers panic.
+    #[test]
+    fn random_input_never_panics() {
+        let alphabet: Vec<char> = "ab1:/[]%.*?-,5é\u{1F600} \r\n".chars().collect();
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        let policy = Policy {
+            fixed: Target::parse("h", 22).unwrap(),
+            rules: vec![],
+        };
+        let hosts = HashMap::new();
+        let trusted = [Rule::parse("127.0.0.1:*").unwrap()];
+        for _ in 0..20_000 {
+            let len = (x % 24) as usize;
+            let s: String = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    alphabet[(x % alphabet.len() as u64) as usize]
+                })
+                .collect();
+            let _ = policy.route(&format!("/ssh/{s}"), &hosts);
+            let _ = Rule::parse(&s);
+            let _ = parse_hosts(&s);
+            let _ = real_client("127.0.0.1".parse().unwrap(), Some(&s), Some(&s), &trusted);
+            let _ = crate::url::parse(&format!("ws://{s}"));
+            let _ =
+                crate::ws::parse_request(format!("GET /{s} HTTP/1.1\r\nA: {s}\r\n\r\n").as_bytes());
+        }
+    }
+
     #[test]
     fn globs() {
         assert!(glob("*", "anything"));
