@@ -220,3 +220,29 @@ fn a_client_that_closes_but_never_reads_does_not_hold_the_tunnel() {
     ws.write_all(&frame(8, &1000u16.to_be_bytes())).unwrap();
     eventually("the tunnel's end", || srv.log().contains(" end="));
 }
+
+#[test]
+fn the_readme_quotes_every_help_text_as_the_binary_prints_it() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    for mode in ["client", "server", "connect", "forward"] {
+        let out = std::process::Command::new(BIN)
+            .args([mode, "--help"])
+            .output()
+            .unwrap();
+        assert!(out.status.success() && out.stderr.is_empty());
+        let help = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            readme.contains(help.trim_end()),
+            "README's `wssh {mode}` block differs from --help"
+        );
+    }
+    let out = std::process::Command::new(BIN)
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("wssh {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
