@@ -216,24 +216,6 @@ fn client(mut args: Arguments) -> Result<Command, Error> {
     Ok(Command::Client(ClientConfig { url, dialer }, level))
 }
 
-/// Fill a connect URL template for one request.
-pub fn expand(template: &str, host: &str, port: u16) -> String {
-    let host = if host.contains(':') {
-        format!("[{host}]")
-    } else {
-        host.to_string()
-    };
-    if template.contains("{host}") || template.contains("{port}") {
-        template
-            .replace("{host}", &host)
-            .replace("{port}", &port.to_string())
-    } else if template.ends_with(crate::policy::SSH_PREFIX) {
-        format!("{template}{host}:{port}")
-    } else {
-        template.to_string()
-    }
-}
-
 fn listener(mut args: Arguments, connect: bool) -> Result<Command, Error> {
     let level = level(&mut args, LevelFilter::Info);
     let dialer = DialerArgs::take(&mut args)?;
@@ -250,7 +232,7 @@ fn listener(mut args: Arguments, connect: bool) -> Result<Command, Error> {
         (None, false) => return Err(usage("forward needs --listen ADDR")),
     };
     let listen = socket_addr("--listen", &listen)?;
-    let url = url::parse(&expand(&template, "host", 22)).map_err(usage)?;
+    let url = url::parse(&url::expand(&template, "host", 22)).map_err(usage)?;
     if max_tunnels == 0 {
         return Err(usage("--max-tunnels must be at least 1"));
     }

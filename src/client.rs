@@ -10,8 +10,6 @@ use crate::tls::Stream;
 use crate::url::WsUrl;
 use crate::ws;
 use std::io::{self, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
-use std::time::Duration;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::{Error as WsError, Message};
 
@@ -42,7 +40,7 @@ pub fn open_tunnel(url: &WsUrl, d: &Dialer) -> Result<Shared, Error> {
             log::debug!("through proxy {}", p.authority());
             crate::proxy::connect(p, &url.authority(), d.connect_timeout)?
         }
-        None => dial(&url.authority(), d.connect_timeout)?,
+        None => crate::proxy::dial(&url.authority(), d.connect_timeout)?,
     };
     let setup = |e| Error::io("socket set-up", e);
     tcp.set_read_timeout(Some(d.connect_timeout))
@@ -56,26 +54,6 @@ pub fn open_tunnel(url: &WsUrl, d: &Dialer) -> Result<Shared, Error> {
     let ws = ws::client_handshake(stream, url, &d.headers)?;
     log::info!("connected to {}", url.authority());
     Shared::new(ws, d.ping).map_err(setup)
-}
-
-/// Connect to `host:port`, trying every address it resolves to, each with `timeout`.
-pub fn dial(addr: &str, timeout: Duration) -> Result<TcpStream, Error> {
-    let dial_err = |source| Error::Dial {
-        addr: addr.to_string(),
-        source,
-    };
-    let addrs = addr.to_socket_addrs().map_err(dial_err)?;
-    let mut last = io::Error::new(io::ErrorKind::NotFound, "name resolved to no address");
-    for a in addrs {
-        match TcpStream::connect_timeout(&a, timeout) {
-            Ok(s) => {
-                s.set_nodelay(true).map_err(dial_err)?;
-                return Ok(s);
-            }
-            Err(e) => last = e,
-        }
-    }
-    Err(dial_err(last))
 }
 
 /// Copy stdin into the tunnel, one message per read; at EOF send the empty end-of-data message.

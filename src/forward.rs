@@ -3,11 +3,12 @@
 //! application only once the tunnel is open, then bridge. They do not speak WebSocket themselves.
 
 use crate::bridge::{self, Side};
-use crate::cli::{expand, ListenConfig};
+use crate::cli::ListenConfig;
 use crate::client::open_tunnel;
 use crate::error::Error;
 use crate::listen::{self, Hub};
 use crate::pump::Shared;
+use crate::url::expand;
 use crate::ws::{self, HeadError};
 use std::io::Write;
 use std::net::TcpStream;

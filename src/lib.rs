@@ -1,19 +1,20 @@
 //! wssh: SSH (or any TCP) carried inside WebSocket, in one small synchronous binary.
 //!
-//! Codemap, in dependency order (each module uses only those below it):
+//! Codemap, in dependency order: `main` uses `cli` and the modes; the modes take their config
+//! types from `cli`; otherwise each module uses only modules listed below it.
 //! - `cli`: pico-args, raw arguments to a validated, immutable config (`help`: the texts);
+//! - `forward`: `wssh connect` (local CONNECT proxy) and `wssh forward` (local port forward);
 //! - `client`: `wssh client URL`, stdin/stdout to a WebSocket (the ProxyCommand), and the
 //!   opening of a tunnel that every client-side mode uses;
-//! - `forward`: `wssh connect` (local CONNECT proxy) and `wssh forward` (local port forward);
 //! - `server`: `wssh server`, sniff TLS, upgrade, route, dial;
-//! - `listen`: the accept loop, signals and shutdown of the listening modes;
 //! - `bridge`: a TCP socket to a tunnel, both directions, with the close rules;
-//! - `proxy`: reaching the server through an HTTP proxy (CONNECT), and which proxy applies;
+//! - `listen`: the accept loop, signals and shutdown of the listening modes;
+//! - `proxy`: outgoing TCP, direct or through an HTTP proxy (CONNECT), and which proxy applies;
 //! - `ws`: HTTP heads and the opening handshake, both sides, bounded;
 //! - `pump`: one tunnel's WebSocket shared by its two threads, keepalive, the readiness wait;
-//! - `tls`: native-tls connector and acceptor, the plain-or-TLS `Stream`;
-//! - `policy`: pure allow or deny of targets (`--allow`, `--hosts`);
-//! - `url`: pure parsing of ws/wss URLs and base64;
+//! - `tls`: the client's connector and the server's acceptor, the plain-or-TLS `Stream`;
+//! - `policy`: pure allow or deny of targets (`--allow`, `--hosts`, trusted proxies);
+//! - `url`: pure parsing of ws/wss URLs, connect templates and base64;
 //! - `error`: the one error type.
 //!
 //! Invariants: no async runtime, two OS threads per tunnel, each sleeping in the kernel when

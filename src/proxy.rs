@@ -1,12 +1,13 @@
-//! Reaching the server through a corporate HTTP proxy: which proxy a URL uses (`--proxy`, the
-//! `*_proxy` variables and `no_proxy`, pure), and the CONNECT that opens the TCP tunnel through
-//! it. TLS to the server then runs inside that tunnel. It does not read the environment (`cli`).
+//! Outgoing TCP: dialling an address directly (targets, servers), or reaching the server through
+//! a corporate HTTP proxy: which proxy a URL uses (`--proxy`, the `*_proxy` variables and
+//! `no_proxy`, pure) and the CONNECT that opens the tunnel through it. TLS to the server then
+//! runs inside that tunnel. It does not read the environment (`cli` does).
 
 use crate::error::Error;
 use crate::url::{base64, join_host_port, percent_decode, split_host_port, WsUrl};
 use crate::ws::{self, HeadError};
-use std::io::Write;
-use std::net::TcpStream;
+use std::io::{self, Write};
+use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 /// An HTTP proxy: `http://[user:pass@]host[:port]`.
@@ -81,9 +82,29 @@ pub fn bypass(list: &[String], host: &str) -> bool {
     })
 }
 
+/// Connect to `host:port`, trying every address it resolves to, each with `timeout`.
+pub fn dial(addr: &str, timeout: Duration) -> Result<TcpStream, Error> {
+    let dial_err = |source| Error::Dial {
+        addr: addr.to_string(),
+        source,
+    };
+    let addrs = addr.to_socket_addrs().map_err(dial_err)?;
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "name resolved to no address");
+    for a in addrs {
+        match TcpStream::connect_timeout(&a, timeout) {
+            Ok(s) => {
+                s.set_nodelay(true).map_err(dial_err)?;
+                return Ok(s);
+            }
+            Err(e) => last = e,
+        }
+    }
+    Err(dial_err(last))
+}
+
 /// Open a TCP tunnel to `authority` (host:port) through `proxy` with CONNECT.
 pub fn connect(proxy: &ProxyUrl, authority: &str, timeout: Duration) -> Result<TcpStream, Error> {
-    let mut s = crate::client::dial(&proxy.authority(), timeout)?;
+    let mut s = dial(&proxy.authority(), timeout)?;
     let io = |e| Error::io(format!("proxy {}", proxy.authority()), e);
     s.set_read_timeout(Some(timeout)).map_err(io)?;
     s.set_write_timeout(Some(timeout)).map_err(io)?;

@@ -5,7 +5,6 @@
 
 use crate::bridge::{self, Side};
 use crate::cli::ServerConfig;
-use crate::client::dial;
 use crate::error::Error;
 use crate::listen::{self, Hub};
 use crate::policy::{parse_hosts, real_client, Denied, Target};
@@ -160,7 +159,7 @@ fn serve(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Option<Su
     let mut websocket = crate::pump::websocket(stream, rest, Role::Server);
 
     let target_name = target.to_string();
-    let tcp = match dial(&target_name, cfg.connect_timeout) {
+    let tcp = match crate::proxy::dial(&target_name, cfg.connect_timeout) {
         Ok(t) => t,
         Err(e) => {
             let _ = websocket.close(Some(tungstenite::protocol::CloseFrame {

@@ -111,6 +111,24 @@ pub fn parse(s: &str) -> Result<WsUrl, String> {
     })
 }
 
+/// Fill a connect URL template for one request.
+pub fn expand(template: &str, host: &str, port: u16) -> String {
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    };
+    if template.contains("{host}") || template.contains("{port}") {
+        template
+            .replace("{host}", &host)
+            .replace("{port}", &port.to_string())
+    } else if template.ends_with("/ssh/") {
+        format!("{template}{host}:{port}")
+    } else {
+        template.to_string()
+    }
+}
+
 /// Decode `%XX` escapes (for credentials in URLs).
 pub fn percent_decode(s: &str) -> Result<String, String> {
     let b = s.as_bytes();
@@ -210,6 +228,20 @@ mod tests {
         assert!(split_host_port("h:x", 22).is_err());
         assert!(split_host_port("a:b:c", 22).is_err());
         assert_eq!(join_host_port("::1", 22), "[::1]:22");
+    }
+
+    #[test]
+    fn connect_templates() {
+        assert_eq!(
+            expand("wss://gw/ssh/{host}:{port}", "db1", 22),
+            "wss://gw/ssh/db1:22"
+        );
+        assert_eq!(
+            expand("wss://gw/ssh/", "db1", 2222),
+            "wss://gw/ssh/db1:2222"
+        );
+        assert_eq!(expand("wss://gw/ssh/", "::1", 22), "wss://gw/ssh/[::1]:22");
+        assert_eq!(expand("wss://gw/fixed", "db1", 22), "wss://gw/fixed");
     }
 
     #[test]
