@@ -60,6 +60,8 @@ pub struct ServerConfig {
     pub connect_timeout: Duration,
     pub ping: Option<Duration>,
     pub trusted_proxies: Vec<Rule>,
+    /// Browser origins allowed to open tunnels (`*`: any); requests without Origin always pass.
+    pub origins: Vec<String>,
 }
 
 fn usage(msg: impl std::fmt::Display) -> Error {
@@ -282,6 +284,7 @@ fn server(mut args: Arguments) -> Result<Command, Error> {
         .map_err(usage)?
         .unwrap_or(30);
     let trusted: Vec<String> = args.values_from_str("--trusted-proxy").map_err(usage)?;
+    let origins: Vec<String> = args.values_from_str("--origin").map_err(usage)?;
     finish(args)?;
 
     let listen = socket_addr("--listen", &listen)?;
@@ -326,6 +329,10 @@ fn server(mut args: Arguments) -> Result<Command, Error> {
         connect_timeout,
         ping: (ping > 0).then(|| Duration::from_secs(ping)),
         trusted_proxies,
+        origins: origins
+            .iter()
+            .map(|o| o.trim_end_matches('/').to_ascii_lowercase())
+            .collect(),
     };
     Ok(Command::Server(Box::new(cfg), level))
 }

@@ -63,6 +63,8 @@ Options:
                          4 x S [default: 30; 0: never]
   --trusted-proxy CIDR   connections from here (nginx) may name the real client in
                          X-Forwarded-For or X-Real-IP, for the log (repeatable)
+  --origin URL           let web pages from this origin open tunnels (repeatable; * for
+                         any): browsers send Origin, and without this they get 403
   -v, -vv, -q            debug, trace, or errors only [default: info]
   -h, --help             this text
 

@@ -143,6 +143,15 @@ fn serve(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Option<Su
             return Err(refuse(&mut stream, 400, &e, &log));
         }
     };
+    // A browser always says where the page came from: without an --origin that allows it, a
+    // web page the user happens to visit could reach the targets (cross-site WebSocket).
+    if let Some(origin) = ws::header(&req.headers, "origin") {
+        let o = origin.trim_end_matches('/').to_ascii_lowercase();
+        if !cfg.origins.iter().any(|a| a == "*" || *a == o) {
+            let log = format!("origin {origin} not allowed (see --origin)");
+            return Err(refuse(&mut stream, 403, "origin not allowed", &log));
+        }
+    }
     let target = match route(state, &req.target) {
         Ok(t) => t,
         Err(Denied::NotAllowed(t)) => {

@@ -246,3 +246,56 @@ fn the_readme_quotes_every_help_text_as_the_binary_prints_it() {
         format!("wssh {}\n", env!("CARGO_PKG_VERSION"))
     );
 }
+
+#[test]
+fn browsers_need_an_allowed_origin() {
+    let target = Target::echo();
+    let ask = |srv: &Server, origin: Option<&str>| {
+        let mut s = TcpStream::connect(srv.addr).unwrap();
+        s.set_read_timeout(Some(PATIENCE)).unwrap();
+        let o = origin.map_or(String::new(), |o| format!("Origin: {o}\r\n"));
+        let req = format!(
+            "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n{o}Upgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        );
+        s.write_all(req.as_bytes()).unwrap();
+        crate::support::read_head(&mut s)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string()
+    };
+    let srv = Server::start(&["--target", &target.arg()]);
+    assert_eq!(
+        ask(&srv, None),
+        "HTTP/1.1 101 Switching Protocols",
+        "non-browser clients"
+    );
+    assert_eq!(
+        ask(&srv, Some("https://evil.example")),
+        "HTTP/1.1 403 Forbidden"
+    );
+    let srv = Server::start(&[
+        "--target",
+        &target.arg(),
+        "--origin",
+        "https://novnc.example/",
+    ]);
+    assert_eq!(
+        ask(&srv, Some("https://NoVNC.example")),
+        "HTTP/1.1 101 Switching Protocols"
+    );
+    assert_eq!(
+        ask(&srv, Some("https://evil.example")),
+        "HTTP/1.1 403 Forbidden"
+    );
+    eventually("the log line", || {
+        srv.log()
+            .contains("origin https://evil.example not allowed")
+    });
+    let srv = Server::start(&["--target", &target.arg(), "--origin", "*"]);
+    assert_eq!(
+        ask(&srv, Some("https://any.example")),
+        "HTTP/1.1 101 Switching Protocols"
+    );
+}
