@@ -87,6 +87,7 @@ where
     F: Fn(&Hub, u64, TcpStream) + Send + Sync + 'static,
 {
     let local = listener.local_addr().map_err(|e| Error::io("listen", e))?;
+    check_open_files(max);
     let hub = Arc::new(Hub {
         stopping: AtomicBool::new(false),
         next_id: AtomicU64::new(1),
@@ -149,6 +150,54 @@ where
     log::info!("stopped");
     Ok(())
 }
+
+/// Descriptors one tunnel holds: its WebSocket and a clone to wait on, the local socket, a clone
+/// for the second thread and one for the shutdown registry.
+const FDS_PER_TUNNEL: usize = 5;
+
+/// Raise the soft limit on open files to the hard one (a login's default of 1024 would allow
+/// about 200 tunnels), and say so if `max` tunnels still cannot fit.
+#[cfg(unix)]
+fn check_open_files(max: usize) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the one struct given.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                log::debug!(
+                    "open files limit raised from {} to {}",
+                    lim.rlim_cur,
+                    lim.rlim_max
+                );
+                lim = raised;
+            }
+        }
+    }
+    let fit = usize::try_from(lim.rlim_cur)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(32)
+        / FDS_PER_TUNNEL;
+    if fit < max {
+        log::warn!(
+            "the open files limit ({}) allows about {fit} tunnels, fewer than --max-tunnels {max}: \
+             raise it (ulimit -n, LimitNOFILE=) or lower --max-tunnels",
+            lim.rlim_cur
+        );
+    }
+}
+
+#[cfg(not(unix))]
+fn check_open_files(_max: usize) {}
 
 /// Where the signal handler connects to wake the blocked `accept()`.
 fn wake_addr(local: SocketAddr) -> SocketAddr {

@@ -299,3 +299,41 @@ fn browsers_need_an_allowed_origin() {
         "HTTP/1.1 101 Switching Protocols"
     );
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn open_files_limit_is_raised_and_a_too_low_one_is_reported() {
+    let target = Target::echo();
+    let start = |ulimits: &str| {
+        let mut cmd = std::process::Command::new("sh");
+        let script = format!(
+            "{ulimits}; exec \"$0\" server --listen 127.0.0.1:0 --target {}",
+            target.arg()
+        );
+        cmd.args(["-c", &script, BIN]);
+        Server::spawn(cmd)
+    };
+    let soft_hard = |pid: u32| {
+        let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+        let line = limits
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .unwrap()
+            .to_string();
+        let f: Vec<&str> = line.split_whitespace().collect();
+        (f[3].to_string(), f[4].to_string())
+    };
+    // A login's soft limit of 1024 under a higher hard one: raised to the hard one.
+    let srv = start("ulimit -S -n 1024; ulimit -H -n 8192");
+    assert_eq!(soft_hard(srv.proc.pid()), ("8192".into(), "8192".into()));
+    assert!(!srv.log().contains("open files limit"), "{}", srv.log());
+    still_serves(&srv);
+    // A hard limit too low for --max-tunnels: said at start.
+    let srv = start("ulimit -S -n 256; ulimit -H -n 256");
+    assert!(
+        srv.log()
+            .contains("allows about 44 tunnels, fewer than --max-tunnels 1000"),
+        "{}",
+        srv.log()
+    );
+}

@@ -113,9 +113,14 @@ impl Server {
 
     /// Start any listening mode (`server`, `connect`, `forward`) and wait for `listening on`.
     pub fn mode(mode: &str, listen: &str, args: &[&str]) -> Server {
-        let mut child = Command::new(BIN)
-            .args([mode, "--listen", listen])
-            .args(args)
+        let mut cmd = Command::new(BIN);
+        cmd.args([mode, "--listen", listen]).args(args);
+        Server::spawn(cmd)
+    }
+
+    /// Start a prepared command that runs a listening mode; wait for `listening on`.
+    pub fn spawn(mut cmd: Command) -> Server {
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
