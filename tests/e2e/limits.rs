@@ -337,3 +337,39 @@ fn open_files_limit_is_raised_and_a_too_low_one_is_reported() {
         srv.log()
     );
 }
+
+#[test]
+fn random_garbage_after_the_handshake_never_hangs_or_kills_the_server() {
+    let target = Target::echo();
+    let srv = Server::start(&["--target", &target.arg()]);
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for round in 0..60 {
+        let mut ws = raw_ws(srv.addr, "/");
+        let len = (next() % 300) as usize;
+        let mut junk: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        if round % 3 == 0 && !junk.is_empty() {
+            junk[0] = 0x82; // a plausible first byte, so the header parser is reached deeper
+        }
+        let _ = ws.write_all(&junk);
+        let _ = ws.shutdown(std::net::Shutdown::Write);
+        let mut sink = Vec::new();
+        // The server must end the connection (EOF or reset), not leave it hanging.
+        if let Err(e) = ws.read_to_end(&mut sink) {
+            let hung = matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            );
+            assert!(
+                !hung,
+                "round {round}: the server left the connection hanging"
+            );
+        }
+    }
+    still_serves(&srv);
+}
