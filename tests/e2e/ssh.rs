@@ -2,9 +2,7 @@
 //! `ProxyCommand wssh client ...` running a command, and `scp` moving 100 MiB each way.
 
 use crate::support::*;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::Instant;
 
 /// A private sshd: its own host key, one authorized client key, loopback only.
@@ -48,32 +46,9 @@ impl Sshd {
         let sshd = ["/usr/sbin/sshd", "/usr/local/sbin/sshd"]
             .into_iter()
             .find(|p| exists(p.as_ref()));
-        let mut child = Command::new(sshd.expect("sshd (openssh-server) must be installed"))
-            .args(["-D", "-e", "-f", dir.path("sshd_config").to_str().unwrap()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, rx) = mpsc::channel();
-        let err = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let proc = Proc {
-            child,
-            stderr: Default::default(),
-        };
-        let end = Instant::now() + PATIENCE;
-        loop {
-            match rx.recv_timeout(end.saturating_duration_since(Instant::now())) {
-                Ok(l) if l.contains("Server listening on") => break,
-                Ok(_) => continue,
-                Err(_) => panic!("sshd did not start"),
-            }
-        }
+        let mut cmd = Command::new(sshd.expect("sshd (openssh-server) must be installed"));
+        cmd.args(["-D", "-e", "-f", dir.path("sshd_config").to_str().unwrap()]);
+        let (proc, _) = spawn_until(cmd, "Server listening on");
         Sshd {
             dir,
             port,

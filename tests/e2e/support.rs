@@ -119,29 +119,16 @@ impl Server {
     }
 
     /// Start a prepared command that runs a listening mode; wait for `listening on`.
-    pub fn spawn(mut cmd: Command) -> Server {
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
+    pub fn spawn(cmd: Command) -> Server {
+        let (proc, line) = spawn_until(cmd, "listening on ");
+        let addr = line
+            .split("listening on ")
+            .nth(1)
+            .unwrap()
+            .trim()
+            .parse()
             .unwrap();
-        let (tx, rx) = mpsc::channel();
-        let stderr = read_stderr(&mut child, Some(tx));
-        let proc = Proc { child, stderr };
-        let end = Instant::now() + PATIENCE;
-        loop {
-            let left = end.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) => {
-                    if let Some(a) = line.split("listening on ").nth(1) {
-                        let addr = a.trim().parse().unwrap();
-                        return Server { proc, addr };
-                    }
-                }
-                Err(_) => panic!("server did not start: {}", proc.stderr_text()),
-            }
-        }
+        Server { proc, addr }
     }
 
     pub fn url(&self, scheme: &str, path: &str) -> String {
@@ -150,6 +137,28 @@ impl Server {
 
     pub fn log(&self) -> String {
         self.proc.stderr_text()
+    }
+}
+
+/// Start a command (stdin and stdout closed) and wait, at most PATIENCE, for a stderr line
+/// containing `marker`; returns the process and that line.
+pub fn spawn_until(mut cmd: Command, marker: &str) -> (Proc, String) {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    let (tx, rx) = mpsc::channel();
+    let stderr = read_stderr(&mut child, Some(tx));
+    let proc = Proc { child, stderr };
+    let end = Instant::now() + PATIENCE;
+    loop {
+        match rx.recv_timeout(end.saturating_duration_since(Instant::now())) {
+            Ok(line) if line.contains(marker) => return (proc, line),
+            Ok(_) => continue,
+            Err(_) => panic!("{cmd:?} did not say {marker:?}: {}", proc.stderr_text()),
+        }
     }
 }
 
