@@ -140,6 +140,8 @@ where
             log::warn!("conn-{id}: cannot start a thread: {e}");
         }
     }
+    // Stop accepting for real: newcomers are refused now, not queued until exit.
+    drop(listener);
     for s in hub.open.lock().unwrap_or_else(|p| p.into_inner()).values() {
         let _ = s.shutdown(Shutdown::Both);
     }

@@ -295,6 +295,16 @@ fn sigterm_closes_tunnels_with_1001_and_exits_within_2s() {
     let t = Instant::now();
     srv.proc.signal("TERM");
     assert_eq!(close_code(&mut ws), Some(1001));
+    // No longer accepting: a newcomer is refused while the open tunnel still drains (it waits
+    // for our Close reply, not sent yet), not queued until the process exits.
+    assert!(
+        std::net::TcpStream::connect(srv.addr).is_err(),
+        "listener still open"
+    );
+    assert!(
+        srv.proc.child.try_wait().unwrap().is_none(),
+        "the server is still draining"
+    );
     let _ = ws.write_all(&frame(8, &1001u16.to_be_bytes()));
     let status = srv
         .proc
