@@ -48,11 +48,7 @@ fn bad_requests_get_clear_statuses_and_the_next_client_is_served() {
         body.contains("not a WebSocket upgrade"),
         "the body says why: {body}"
     );
-    assert_eq!(
-        target.accepted.load(std::sync::atomic::Ordering::SeqCst),
-        4,
-        "only good clients dial"
-    );
+    assert_eq!(target.accepted(), 4, "only good clients dial");
 }
 
 #[test]
@@ -116,14 +112,10 @@ fn silent_connection_is_dropped_after_the_handshake_timeout() {
 
 #[test]
 fn tunnel_limit_answers_503() {
-    let target = Target::start(|s| {
-        let _ = (&s).read_to_end(&mut Vec::new());
-    });
+    let target = Target::sink();
     let srv = Server::start(&["--target", &target.arg(), "--max-tunnels", "1"]);
     let _first = raw_ws(srv.addr, "/");
-    eventually("the first tunnel", || {
-        target.accepted.load(std::sync::atomic::Ordering::SeqCst) == 1
-    });
+    eventually("the first tunnel", || target.accepted() == 1);
     let got = answer(srv.addr, b"GET / HTTP/1.1\r\n\r\n");
     assert!(got.starts_with("HTTP/1.1 503"), "{got}");
 }
@@ -147,9 +139,7 @@ fn usage_errors_exit_2_with_one_line() {
 
 #[test]
 fn a_server_that_never_answers_gives_a_clear_timeout() {
-    let mute = Target::start(|s| {
-        let _ = (&s).read_to_end(&mut Vec::new()); // accepts, reads, never answers
-    });
+    let mute = Target::sink(); // accepts, reads, never answers
     let t = std::time::Instant::now();
     let (status, _, err) = run_client(
         &[&format!("ws://{}/", mute.addr), "--connect-timeout", "1"],
@@ -168,9 +158,7 @@ fn a_server_that_never_answers_gives_a_clear_timeout() {
 
 #[test]
 fn a_client_that_stops_answering_pings_is_dropped_by_the_server() {
-    let target = Target::start(|s| {
-        let _ = (&s).read_to_end(&mut Vec::new());
-    });
+    let target = Target::sink();
     let srv = Server::start(&["--target", &target.arg(), "--ping", "1"]);
     let _mute = raw_ws(srv.addr, "/"); // its kernel ACKs, but nobody answers a ping
     let t = std::time::Instant::now();

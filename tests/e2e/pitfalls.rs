@@ -81,15 +81,11 @@ fn bytes_sent_with_the_request_head_are_not_lost() {
 
 #[test]
 fn sighup_ends_the_client_at_once() {
-    let target = Target::start(|s| {
-        let _ = (&s).read_to_end(&mut Vec::new());
-    });
+    let target = Target::sink();
     let srv = Server::start(&["--target", &target.arg()]);
     let mut c = client(&[&srv.url("ws", "/")]);
     let _stdin = c.child.stdin.take();
-    eventually("the tunnel to open", || {
-        target.accepted.load(std::sync::atomic::Ordering::SeqCst) == 1
-    });
+    target.wait_for_tunnel();
     let t = Instant::now();
     c.signal("HUP");
     let status = c
@@ -202,9 +198,7 @@ fn a_second_signal_exits_at_once() {
     let target = Target::echo();
     let mut srv = Server::start(&["--target", &target.arg()]);
     let _silent = raw_ws(srv.addr, "/"); // never answers the Close, so the drain would wait
-    eventually("the tunnel to open", || {
-        target.accepted.load(std::sync::atomic::Ordering::SeqCst) == 1
-    });
+    target.wait_for_tunnel();
     srv.proc.signal("TERM");
     std::thread::sleep(Duration::from_millis(100));
     let t = Instant::now();

@@ -256,6 +256,23 @@ impl Target {
         })
     }
 
+    /// Read everything and hold the connection until the peer's EOF; send nothing.
+    pub fn sink() -> Target {
+        Target::start(|s| {
+            let _ = (&s).read_to_end(&mut Vec::new());
+        })
+    }
+
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Wait (bounded) until the server has dialled this target once: the tunnel is open.
+    pub fn wait_for_tunnel(&self) {
+        eventually("the tunnel to open", || self.accepted() == 1);
+    }
+
     pub fn arg(&self) -> String {
         self.addr.to_string()
     }

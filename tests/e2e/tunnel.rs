@@ -141,15 +141,11 @@ fn client_stdin_eof_reaches_target_then_target_closes() {
 
 #[test]
 fn client_exits_nonzero_when_server_dies() {
-    let target = Target::start(|s| {
-        let _ = (&s).read_to_end(&mut Vec::new());
-    });
+    let target = Target::sink();
     let mut srv = Server::start(&["--target", &target.arg()]);
     let mut c = client(&[&srv.url("ws", "/")]);
     let _stdin = c.child.stdin.take();
-    eventually("the tunnel to open", || {
-        target.accepted.load(std::sync::atomic::Ordering::SeqCst) == 1
-    });
+    target.wait_for_tunnel();
     srv.proc.child.kill().unwrap();
     let status = c
         .wait_for(Duration::from_secs(5))
@@ -174,7 +170,7 @@ fn denied_path_gets_403_and_target_is_never_dialled() {
         err.trim(),
         "error: server answered 403 Forbidden: target not allowed"
     );
-    assert_eq!(target.accepted.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert_eq!(target.accepted(), 0);
     assert!(srv.log().contains("not allowed"));
 }
 
@@ -246,16 +242,12 @@ fn stdout_is_clean_at_trace_level() {
 #[cfg(target_os = "linux")]
 #[test]
 fn idle_tunnel_costs_no_cpu() {
-    let target = Target::start(|s| {
-        let _ = (&s).read_to_end(&mut Vec::new());
-    });
+    let target = Target::sink();
     let srv = Server::start(&["--target", &target.arg()]);
     let mut c = client(&[&srv.url("ws", "/")]);
     let mut stdin = c.child.stdin.take().unwrap();
     stdin.write_all(b"hello").unwrap();
-    eventually("the tunnel to open", || {
-        target.accepted.load(std::sync::atomic::Ordering::SeqCst) == 1
-    });
+    target.wait_for_tunnel();
     thread::sleep(Duration::from_millis(300));
     let before = (cpu_ticks(srv.proc.pid()), cpu_ticks(c.pid()));
     let woke = (wakeups(srv.proc.pid()), wakeups(c.pid()));
@@ -284,14 +276,10 @@ fn idle_tunnel_costs_no_cpu() {
 
 #[test]
 fn sigterm_closes_tunnels_with_1001_and_exits_within_2s() {
-    let target = Target::start(|s| {
-        let _ = (&s).read_to_end(&mut Vec::new());
-    });
+    let target = Target::sink();
     let mut srv = Server::start(&["--target", &target.arg()]);
     let mut ws = raw_ws(srv.addr, "/");
-    eventually("the tunnel to open", || {
-        target.accepted.load(std::sync::atomic::Ordering::SeqCst) == 1
-    });
+    target.wait_for_tunnel();
     let t = Instant::now();
     srv.proc.signal("TERM");
     assert_eq!(close_code(&mut ws), Some(1001));
@@ -320,9 +308,7 @@ fn sigterm_with_a_silent_client_still_exits_within_2s() {
     let target = Target::echo();
     let mut srv = Server::start(&["--target", &target.arg()]);
     let _ws = raw_ws(srv.addr, "/"); // never answers the Close
-    eventually("the tunnel to open", || {
-        target.accepted.load(std::sync::atomic::Ordering::SeqCst) == 1
-    });
+    target.wait_for_tunnel();
     srv.proc.signal("TERM");
     assert!(
         srv.proc.wait_for(Duration::from_secs(2)).is_some(),
