@@ -66,9 +66,11 @@ pub fn run(hub: &Hub, tunnel: &Shared, local: TcpStream, side: Side) -> Outcome 
         ws_gone.store(true, Ordering::SeqCst);
         drop(gone_tx);
         // The WebSocket is done: wake the other direction wherever it sleeps, in read(2) on
-        // the local socket or in poll(2) for room on a peer that no longer reads.
+        // the local socket or in poll(2) for room on a peer that no longer reads (FIN makes
+        // the socket writable, and the write then fails). FIN, not a reset: what the peer
+        // has not read yet stays on its way.
         let _ = local.shutdown(Shutdown::Both);
-        tunnel.shutdown();
+        tunnel.shutdown_write();
         let theirs = other.join().unwrap_or_else(|_| "panic".into());
         if theirs.is_empty() {
             mine
@@ -76,6 +78,7 @@ pub fn run(hub: &Hub, tunnel: &Shared, local: TcpStream, side: Side) -> Outcome 
             theirs
         }
     });
+    tunnel.finish();
     Outcome {
         to_local: to_local.into_inner(),
         to_ws: to_ws.into_inner(),
@@ -120,6 +123,10 @@ fn ws_to_local(tunnel: &Shared, local: &TcpStream, side: Side, count: &AtomicU64
                 };
             }
             Ok(Incoming::Ended) => return String::new(),
+            Ok(Incoming::Flood) => {
+                tunnel.close(CloseCode::Policy, "too many control frames");
+                return "peer flooded control frames (closed 1008)".into();
+            }
             Err(e) => return fail(tunnel, e),
         }
     }
@@ -185,10 +192,15 @@ fn local_to_ws(
         }
     };
     tunnel.close(code, &reason);
-    // The other thread reads the peer's Close reply and ends; if the peer never answers
-    // within LINGER (it may first have megabytes to read), cut the socket so that it wakes.
-    if let Err(mpsc::RecvTimeoutError::Timeout) = gone.recv_timeout(crate::pump::LINGER) {
-        tunnel.shutdown();
+    // The other thread reads the peer's Close reply and ends. The peer may first have
+    // megabytes to read: wait while it makes progress, and cut the socket (so that the other
+    // thread wakes) only after LINGER without any.
+    let mut mark = tunnel.progress();
+    while let Err(mpsc::RecvTimeoutError::Timeout) = gone.recv_timeout(crate::pump::LINGER) {
+        if !tunnel.progressed(&mut mark) {
+            tunnel.shutdown();
+            break;
+        }
     }
     reason
 }

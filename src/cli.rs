@@ -56,6 +56,11 @@ pub struct ServerConfig {
     pub tls: Option<crate::tls::Acceptor>,
     pub tls_only: bool,
     pub max_tunnels: usize,
+    /// Tunnels per client address (0: no cap).
+    pub max_per_ip: usize,
+    /// Connections still in their handshake, in all and per client address (0: no cap).
+    pub max_pending: usize,
+    pub max_pending_per_ip: usize,
     pub handshake_timeout: Duration,
     pub connect_timeout: Duration,
     pub ping: Option<Duration>,
@@ -277,6 +282,18 @@ fn server(mut args: Arguments) -> Result<Command, Error> {
         .opt_value_from_str("--max-tunnels")
         .map_err(usage)?
         .unwrap_or(1000);
+    let max_per_ip: usize = args
+        .opt_value_from_str("--max-per-ip")
+        .map_err(usage)?
+        .unwrap_or(100);
+    let max_pending: usize = args
+        .opt_value_from_str("--max-pending")
+        .map_err(usage)?
+        .unwrap_or(256);
+    let max_pending_per_ip: usize = args
+        .opt_value_from_str("--max-pending-per-ip")
+        .map_err(usage)?
+        .unwrap_or(16);
     let handshake_timeout = seconds(&mut args, "--handshake-timeout", 10)?;
     let connect_timeout = seconds(&mut args, "--connect-timeout", 10)?;
     let ping: u64 = args
@@ -314,8 +331,8 @@ fn server(mut args: Arguments) -> Result<Command, Error> {
         (None, None) => None,
         _ => return Err(usage("--cert and --key go together")),
     };
-    if max_tunnels == 0 {
-        return Err(usage("--max-tunnels must be at least 1"));
+    if max_tunnels == 0 || max_pending == 0 {
+        return Err(usage("--max-tunnels and --max-pending must be at least 1"));
     }
     let policy = Policy { fixed, rules };
     let cfg = ServerConfig {
@@ -325,6 +342,9 @@ fn server(mut args: Arguments) -> Result<Command, Error> {
         tls,
         tls_only,
         max_tunnels,
+        max_per_ip,
+        max_pending,
+        max_pending_per_ip,
         handshake_timeout,
         connect_timeout,
         ping: (ping > 0).then(|| Duration::from_secs(ping)),

@@ -118,6 +118,12 @@ fn ws_to_stdout(tunnel: &Shared) -> Result<(), Error> {
                 };
             }
             Incoming::Ended => return Ok(()),
+            Incoming::Flood => {
+                tunnel.close(CloseCode::Policy, "too many control frames");
+                return Err(Error::Handshake(
+                    "server flooded control frames (closed 1008)".into(),
+                ));
+            }
         }
     }
 }

@@ -6,7 +6,7 @@ use crate::bridge::{self, Side};
 use crate::cli::ListenConfig;
 use crate::client::open_tunnel;
 use crate::error::Error;
-use crate::listen::{self, Hub};
+use crate::listen::{self, Hub, Limits};
 use crate::pump::Shared;
 use crate::url::expand;
 use crate::ws::{self, HeadError};
@@ -19,12 +19,28 @@ use tungstenite::Message;
 /// How long an application has to send its CONNECT request.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The local modes' limits: their clients are local programs, so only the tunnel cap and the
+/// deadline for a CONNECT head apply.
+fn limits(cfg: &ListenConfig) -> Limits {
+    Limits {
+        max_tunnels: cfg.max_tunnels,
+        max_per_ip: 0,
+        max_pending: cfg.max_tunnels,
+        pending_per_ip: 0,
+        handshake: HEAD_TIMEOUT,
+        exempt: Vec::new(),
+    }
+}
+
 /// `wssh forward`: serve until a signal.
 pub fn run_forward(cfg: ListenConfig) -> Result<(), Error> {
     let listener = listen::bind(cfg.listen)?;
     let cfg = Arc::new(cfg);
-    listen::serve(listener, cfg.max_tunnels, None, move |hub, id, sock| {
+    listen::serve(listener, limits(&cfg), move |hub, id, sock| {
         let start = Instant::now();
+        let Ok(_admitted) = hub.admit(id, None) else {
+            return hub.refused(format_args!("conn-{id}: too many tunnels; refused"));
+        };
         let url = cfg.template.clone();
         let r = crate::url::parse(&url)
             .map_err(Error::Usage)
@@ -37,27 +53,29 @@ pub fn run_forward(cfg: ListenConfig) -> Result<(), Error> {
 pub fn run_connect(cfg: ListenConfig) -> Result<(), Error> {
     let listener = listen::bind(cfg.listen)?;
     let cfg = Arc::new(cfg);
-    let busy = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 17\r\nConnection: close\r\n\r\ntoo many tunnels\n";
-    listen::serve(
-        listener,
-        cfg.max_tunnels,
-        Some(busy),
-        move |hub, id, sock| {
-            let start = Instant::now();
-            match request(&sock) {
-                Ok((host, port, rest)) => {
-                    let url = expand(&cfg.template, &host, port);
-                    let r = crate::url::parse(&url)
-                        .map_err(Error::Usage)
-                        .and_then(|u| open_tunnel(&u, &cfg.dialer));
-                    let r = answer(&sock, r);
-                    finish(hub, id, sock, start, &url, r, rest);
-                }
-                Err(None) => log::debug!("conn-{id}: closed before a request"),
-                Err(Some(e)) => log::warn!("conn-{id}: {e}"),
+    listen::serve(listener, limits(&cfg), move |hub, id, sock| {
+        let start = Instant::now();
+        match request(&sock) {
+            Ok((host, port, rest)) => {
+                let _admitted = match hub.admit(id, None) {
+                    Ok(a) => a,
+                    Err(busy) => {
+                        let _ =
+                            ws::refuse(&mut &sock, 503, "Service Unavailable", "too many tunnels");
+                        return hub.refused(format_args!("conn-{id}: {busy}; refused"));
+                    }
+                };
+                let url = expand(&cfg.template, &host, port);
+                let r = crate::url::parse(&url)
+                    .map_err(Error::Usage)
+                    .and_then(|u| open_tunnel(&u, &cfg.dialer));
+                let r = answer(&sock, r);
+                finish(hub, id, sock, start, &url, r, rest);
             }
-        },
-    )
+            Err(None) => log::debug!("conn-{id}: closed before a request"),
+            Err(Some(e)) => hub.refused(format_args!("conn-{id}: {e}")),
+        }
+    })
 }
 
 /// Read and check a CONNECT request; answer errors here. Returns host, port, bytes after the head.
@@ -145,7 +163,16 @@ fn finish(
             return log::warn!("conn-{id} peer={peer} url={url}: send: {e}");
         }
     }
-    let registered = hub.register(id, &sock);
+    let registered = match hub.register(id, &sock) {
+        Ok(r) => r,
+        Err(e) => {
+            tunnel.close(
+                tungstenite::protocol::frame::coding::CloseCode::Away,
+                "out of descriptors",
+            );
+            return log::warn!("conn-{id} peer={peer} url={url}: keep track of the tunnel: {e}");
+        }
+    };
     let o = bridge::run(hub, &tunnel, sock, Side::Client);
     drop(registered);
     log::info!(

@@ -57,7 +57,15 @@ Options:
                          the same port, told apart by the first byte
   --tls-only             refuse plain ws:// (needs --cert and --key)
   --max-tunnels N        tunnels at once; more get 503 [default: 1000]
-  --handshake-timeout S  seconds a client has to finish TLS and HTTP [default: 10]
+  --max-per-ip N         tunnels at once from one client address (IPv6: per /64; behind
+                         --trusted-proxy, the address it names); more get 503
+                         [default: 100; 0: no cap]
+  --max-pending N        connections still in TLS or HTTP at once; when full, the one
+                         silent for the longest is dropped for the newcomer [default: 256]
+  --max-pending-per-ip N connections in TLS or HTTP from one address (IPv6: per /64);
+                         more are refused; --trusted-proxy addresses are exempt
+                         [default: 16; 0: no cap]
+  --handshake-timeout S  seconds a client has, in all, to finish TLS and HTTP [default: 10]
   --connect-timeout S    seconds to connect to a target [default: 10]
   --ping S               ping after S seconds without a frame from a client; drop it after
                          4 x S [default: 30; 0: never]

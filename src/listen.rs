@@ -1,47 +1,285 @@
 //! The accept loop every listening mode shares (server, connect, forward): one named thread per
-//! connection, a cap on connections, Ctrl-C/SIGTERM handling, and the shutdown that cuts the
-//! local sockets of open tunnels so each closes cleanly. It knows nothing of HTTP or WebSocket.
+//! connection. A connection is *pending* until its handler admits it as a tunnel. Pending
+//! connections are capped apart from tunnels, in all and per client address, and each has one
+//! deadline; when the pending cap is full, the one that made no progress for the longest is
+//! shed, not the newcomer, so idle or trickling sockets cannot starve real clients. Tunnels are
+//! capped in all and per client. Refusals are logged at a bounded rate. Ctrl-C/SIGTERM stop the
+//! loop and cut the local sockets of open tunnels so each closes cleanly.
+//! It knows nothing of HTTP or WebSocket; the handlers report progress and ask for admission.
 
 use crate::error::Error;
+use crate::policy::Rule;
 use std::collections::HashMap;
 use std::io;
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// Stack of each tunnel thread: enough for OpenSSL, small for 32-bit boxes with many tunnels.
 pub const STACK: usize = 256 * 1024;
 /// How long shutdown waits for tunnels to finish their closing handshakes.
 const DRAIN: Duration = Duration::from_millis(1500);
+/// Refusals logged in full per `LOG_EVERY`; beyond that they are counted in one line.
+const LOG_LINES: u32 = 10;
+const LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// The caps of one listener; 0 in a per-address cap means none.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Tunnels at once, in all and per client address.
+    pub max_tunnels: usize,
+    pub max_per_ip: usize,
+    /// Connections still in their handshake, in all and per client address (IPv6 per /64).
+    pub max_pending: usize,
+    pub pending_per_ip: usize,
+    /// From accept to admission, at most.
+    pub handshake: Duration,
+    /// Addresses the per-address pending cap does not apply to (trusted proxies).
+    pub exempt: Vec<Rule>,
+}
+
+/// Why a connection was not admitted as a tunnel.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Busy {
+    /// `--max-tunnels` tunnels are open.
+    Tunnels(usize),
+    /// This client has `--max-per-ip` tunnels open.
+    PerClient(usize),
+    /// The listener already cut this connection (deadline or shed).
+    Cut(&'static str),
+}
+
+impl std::fmt::Display for Busy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Busy::Tunnels(n) => write!(f, "too many tunnels (limit {n})"),
+            Busy::PerClient(n) => write!(f, "too many tunnels from this address (limit {n})"),
+            Busy::Cut(why) => f.write_str(why),
+        }
+    }
+}
+
+/// A connection in its handshake.
+struct Pending {
+    /// A clone of its socket, to cut it.
+    sock: TcpStream,
+    key: IpAddr,
+    /// When it last sent something (or was accepted).
+    last: Instant,
+    deadline: Instant,
+}
+
+/// The counts behind the caps, under one lock.
+#[derive(Default)]
+struct Counts {
+    pending: HashMap<u64, Pending>,
+    pending_by_ip: HashMap<IpAddr, usize>,
+    /// Connections the listener cut, and why, until their threads end.
+    cut: HashMap<u64, &'static str>,
+    tunnels: usize,
+    tunnels_by_ip: HashMap<IpAddr, usize>,
+}
 
 /// What the connection threads of one listener share.
 pub struct Hub {
+    limits: Limits,
     stopping: AtomicBool,
     next_id: AtomicU64,
+    /// Connection threads alive.
     active: AtomicUsize,
+    counts: Mutex<Counts>,
     /// Local sockets of open tunnels, cut on shutdown.
     open: Mutex<HashMap<u64, TcpStream>>,
+    log: RateLog,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every holder leaves the maps consistent between statements: a poisoned lock is usable.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Client addresses are counted per IPv4 address and per IPv6 /64 (what one host gets).
+pub fn ip_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !0u128 << 64).into()),
+        v4 => v4,
+    }
+}
+
+fn decrement(map: &mut HashMap<IpAddr, usize>, key: IpAddr) {
+    if let Some(n) = map.get_mut(&key) {
+        *n -= 1;
+        if *n == 0 {
+            map.remove(&key);
+        }
+    }
 }
 
 impl Hub {
+    fn new(limits: Limits) -> Hub {
+        Hub {
+            limits,
+            stopping: AtomicBool::new(false),
+            next_id: AtomicU64::new(1),
+            active: AtomicUsize::new(0),
+            counts: Mutex::new(Counts::default()),
+            open: Mutex::new(HashMap::new()),
+            log: RateLog::default(),
+        }
+    }
+
     pub fn stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
     }
 
-    /// Let shutdown cut this tunnel's local socket until the returned guard is dropped. Cut at
-    /// once if shutdown has begun.
-    pub fn register(&self, id: u64, sock: &TcpStream) -> Registered<'_> {
-        if let Ok(s) = sock.try_clone() {
-            self.open
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(id, s);
+    /// The pending connection `id` sent something: it is not the stalest.
+    pub fn touch(&self, id: u64) {
+        if let Some(p) = lock(&self.counts).pending.get_mut(&id) {
+            p.last = Instant::now();
         }
+    }
+
+    /// Why the listener cut this connection, if it did.
+    pub fn cut_reason(&self, id: u64) -> Option<&'static str> {
+        lock(&self.counts).cut.get(&id).copied()
+    }
+
+    /// Turn pending connection `id` into a tunnel of `client` (`None`: a client not to count,
+    /// such as a trusted proxy that did not name one). The tunnel's slots are given back when
+    /// the returned guard is dropped.
+    pub fn admit(&self, id: u64, client: Option<IpAddr>) -> Result<Admitted<'_>, Busy> {
+        let mut c = lock(&self.counts);
+        if let Some(why) = c.cut.get(&id) {
+            return Err(Busy::Cut(why));
+        }
+        if let Some(p) = c.pending.remove(&id) {
+            decrement(&mut c.pending_by_ip, p.key);
+        }
+        let l = &self.limits;
+        if c.tunnels >= l.max_tunnels {
+            return Err(Busy::Tunnels(l.max_tunnels));
+        }
+        let key = client.map(ip_key).filter(|_| l.max_per_ip > 0);
+        if let Some(k) = key {
+            let n = c.tunnels_by_ip.entry(k).or_default();
+            if *n >= l.max_per_ip {
+                return Err(Busy::PerClient(l.max_per_ip));
+            }
+            *n += 1;
+        }
+        c.tunnels += 1;
+        Ok(Admitted { hub: self, key })
+    }
+
+    /// Let shutdown cut this tunnel's local socket until the returned guard is dropped. Cut at
+    /// once if shutdown has begun. Fails when the socket cannot be cloned (out of descriptors).
+    pub fn register(&self, id: u64, sock: &TcpStream) -> io::Result<Registered<'_>> {
+        lock(&self.open).insert(id, sock.try_clone()?);
         if self.stopping() {
             let _ = sock.shutdown(Shutdown::Both);
         }
-        Registered { hub: self, id }
+        Ok(Registered { hub: self, id })
+    }
+
+    /// Log a refusal, at a bounded rate: a flood of them becomes one line per `LOG_EVERY`.
+    pub fn refused(&self, line: std::fmt::Arguments) {
+        self.log.warn(line);
+    }
+
+    /// A newcomer from `peer`: refuse it, or make room and record it as pending.
+    fn take(&self, id: u64, sock: &TcpStream, peer: SocketAddr) -> Result<(), String> {
+        let l = &self.limits;
+        let key = ip_key(peer.ip());
+        let exempt = l.exempt.iter().any(|r| r.contains_ip(peer.ip()));
+        let clone = sock
+            .try_clone()
+            .map_err(|e| format!("cannot keep track of it: {e}"))?;
+        let mut c = lock(&self.counts);
+        let from_here = c.pending_by_ip.get(&key).copied().unwrap_or(0);
+        if !exempt && l.pending_per_ip > 0 && from_here >= l.pending_per_ip {
+            return Err(format!(
+                "over --max-pending-per-ip {} from {key}",
+                l.pending_per_ip
+            ));
+        }
+        if c.pending.len() >= l.max_pending {
+            // Shed the connection that has been silent for the longest, not the newcomer.
+            let victim = c
+                .pending
+                .iter()
+                .min_by_key(|(_, p)| p.last)
+                .map(|(k, _)| *k);
+            if let Some(v) = victim {
+                cut(&mut c, v, "shed: too many connections in handshake");
+                self.log.warn(format_args!(
+                    "conn-{v}: shed (over --max-pending {})",
+                    l.max_pending
+                ));
+            }
+        }
+        let now = Instant::now();
+        c.pending.insert(
+            id,
+            Pending {
+                sock: clone,
+                key,
+                last: now,
+                deadline: now + l.handshake,
+            },
+        );
+        *c.pending_by_ip.entry(key).or_default() += 1;
+        Ok(())
+    }
+
+    /// Cut the pending connections whose deadline has passed; returns when the next one is due.
+    fn reap(&self) -> Option<Instant> {
+        let mut c = lock(&self.counts);
+        let now = Instant::now();
+        let late: Vec<u64> = c
+            .pending
+            .iter()
+            .filter(|(_, p)| p.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in late {
+            cut(&mut c, id, "handshake timed out (--handshake-timeout)");
+        }
+        c.pending.values().map(|p| p.deadline).min()
+    }
+
+    /// A connection thread has ended: forget it.
+    fn ended(&self, id: u64) {
+        let mut c = lock(&self.counts);
+        c.cut.remove(&id);
+        if let Some(p) = c.pending.remove(&id) {
+            decrement(&mut c.pending_by_ip, p.key);
+        }
+    }
+}
+
+/// Cut a pending connection: its thread wakes with an error and ends.
+fn cut(c: &mut Counts, id: u64, why: &'static str) {
+    if let Some(p) = c.pending.remove(&id) {
+        let _ = p.sock.shutdown(Shutdown::Both);
+        decrement(&mut c.pending_by_ip, p.key);
+        c.cut.insert(id, why);
+    }
+}
+
+/// A tunnel's slots (in all and for its client); given back when dropped, even by a panic.
+pub struct Admitted<'a> {
+    hub: &'a Hub,
+    key: Option<IpAddr>,
+}
+
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        let mut c = lock(&self.hub.counts);
+        c.tunnels -= 1;
+        if let Some(k) = self.key {
+            decrement(&mut c.tunnels_by_ip, k);
+        }
     }
 }
 
@@ -53,20 +291,71 @@ pub struct Registered<'a> {
 
 impl Drop for Registered<'_> {
     fn drop(&mut self) {
-        self.hub
-            .open
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.id);
+        lock(&self.hub.open).remove(&self.id);
     }
 }
 
-/// One of the `max` connection slots; given back when dropped, even by a panic.
-struct Slot(Arc<Hub>);
+/// A connection thread's hold on the hub; dropped (even by a panic) when the thread ends.
+struct Slot(Arc<Hub>, u64);
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        self.0.ended(self.1);
         self.0.active.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Warnings that a flood could multiply: the first `LOG_LINES` of each `LOG_EVERY` in full,
+/// then a count.
+#[derive(Default)]
+struct RateLog {
+    /// Start of the current interval, lines logged and lines held back in it.
+    window: Mutex<Option<(Instant, u32, u64)>>,
+}
+
+impl RateLog {
+    fn warn(&self, line: std::fmt::Arguments) {
+        let mut w = lock(&self.window);
+        let now = Instant::now();
+        let (start, logged, held) = w.get_or_insert((now, 0, 0));
+        if now >= *start + LOG_EVERY {
+            Self::report(*held);
+            (*start, *logged, *held) = (now, 0, 0);
+        }
+        if *logged < LOG_LINES {
+            *logged += 1;
+            log::warn!("{line}");
+        } else {
+            *held += 1;
+        }
+    }
+
+    /// When the held-back count is due to be logged, if there is one.
+    fn due(&self) -> Option<Instant> {
+        match *lock(&self.window) {
+            Some((start, _, held)) if held > 0 => Some(start + LOG_EVERY),
+            _ => None,
+        }
+    }
+
+    /// Log the held-back count of an interval that has ended.
+    fn flush(&self) {
+        let mut w = lock(&self.window);
+        if let Some((start, _, held)) = *w {
+            if Instant::now() >= start + LOG_EVERY {
+                Self::report(held);
+                *w = None;
+            }
+        }
+    }
+
+    fn report(held: u64) {
+        if held > 0 {
+            log::warn!(
+                "{held} more refusals in the last {} s (not logged one by one)",
+                LOG_EVERY.as_secs()
+            );
+        }
     }
 }
 
@@ -75,25 +364,19 @@ pub fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
     TcpListener::bind(addr).map_err(|e| Error::io(format!("listen on {addr}"), e))
 }
 
-/// Accept until a signal; run `handle` on its own thread for each connection. Over `max`
-/// connections, `busy` (if any) is written to the newcomer before it is closed.
-pub fn serve<F>(
-    listener: TcpListener,
-    max: usize,
-    busy: Option<&'static str>,
-    handle: F,
-) -> Result<(), Error>
+/// Accept until a signal; run `handle` on its own thread for each connection. The handler must
+/// call `Hub::admit` before its connection becomes a tunnel: until then it is pending, and the
+/// listener cuts it at its deadline or to make room.
+pub fn serve<F>(listener: TcpListener, limits: Limits, handle: F) -> Result<(), Error>
 where
     F: Fn(&Hub, u64, TcpStream) + Send + Sync + 'static,
 {
     let local = listener.local_addr().map_err(|e| Error::io("listen", e))?;
-    check_open_files(max);
-    let hub = Arc::new(Hub {
-        stopping: AtomicBool::new(false),
-        next_id: AtomicU64::new(1),
-        active: AtomicUsize::new(0),
-        open: Mutex::new(HashMap::new()),
-    });
+    check_open_files(&limits);
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| Error::io("listen", e))?;
+    let hub = Arc::new(Hub::new(limits));
     let h = hub.clone();
     ctrlc::set_handler(move || {
         if h.stopping.swap(true, Ordering::SeqCst) {
@@ -107,43 +390,62 @@ where
     log::info!("listening on {local}");
 
     let handle = Arc::new(handle);
-    for conn in listener.incoming() {
-        if hub.stopping() {
-            break;
+    let mut next_due = None;
+    'accept: while !hub.stopping() {
+        // Sleep until a connection comes, a pending deadline falls due, or a count is to be
+        // logged: an idle listener does not wake.
+        let due = [next_due, hub.log.due()].into_iter().flatten().min();
+        let timeout = due.map(|d: Instant| d.saturating_duration_since(Instant::now()));
+        if let Err(e) = crate::pump::wait_readable(&listener, timeout) {
+            log::warn!("wait for connections: {e}");
+            std::thread::sleep(Duration::from_millis(100));
         }
-        let sock = match conn {
-            Ok(s) => s,
-            Err(e) => {
-                // EMFILE, ECONNABORTED and the like: say so, breathe, go on.
-                log::warn!("accept: {e}");
-                std::thread::sleep(Duration::from_millis(100));
+        next_due = hub.reap();
+        hub.log.flush();
+        loop {
+            let (sock, peer) = match listener.accept() {
+                Ok(c) => c,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    // EMFILE, ECONNABORTED and the like: say so, breathe, go on.
+                    hub.refused(format_args!("accept: {e}"));
+                    std::thread::sleep(Duration::from_millis(100));
+                    break;
+                }
+            };
+            if hub.stopping() {
+                break 'accept;
+            }
+            let id = hub.next_id.fetch_add(1, Ordering::Relaxed);
+            // Accepted sockets inherit non-blocking mode on some systems.
+            let taken = sock
+                .set_nonblocking(false)
+                .map_err(|e| e.to_string())
+                .and_then(|()| hub.take(id, &sock, peer));
+            if let Err(why) = taken {
+                hub.refused(format_args!("conn-{id} peer={peer}: {why}; refused"));
                 continue;
             }
-        };
-        let id = hub.next_id.fetch_add(1, Ordering::Relaxed);
-        if hub.active.fetch_add(1, Ordering::SeqCst) >= max {
-            hub.active.fetch_sub(1, Ordering::SeqCst);
-            log::warn!("conn-{id}: over the limit of {max} tunnels; refused");
-            if let Some(reply) = busy {
-                let _ = sock.set_write_timeout(Some(Duration::from_secs(1)));
-                let _ = io::Write::write_all(&mut &sock, reply.as_bytes());
+            next_due = next_due.or(Some(Instant::now() + hub.limits.handshake));
+            hub.active.fetch_add(1, Ordering::SeqCst);
+            let (slot, handle) = (Slot(hub.clone(), id), handle.clone());
+            let spawned = std::thread::Builder::new()
+                .name(format!("conn-{id}"))
+                .stack_size(STACK)
+                .spawn(move || handle(&slot.0, id, sock));
+            // On failure the closure, and with it the slot, is dropped: the counts go back.
+            if let Err(e) = spawned {
+                hub.refused(format_args!("conn-{id}: cannot start a thread: {e}"));
             }
-            continue;
-        }
-        let (slot, handle) = (Slot(hub.clone()), handle.clone());
-        let spawned = std::thread::Builder::new()
-            .name(format!("conn-{id}"))
-            .stack_size(STACK)
-            .spawn(move || handle(&slot.0, id, sock));
-        // On failure the closure, and with it the slot, is dropped: the count goes back.
-        if let Err(e) = spawned {
-            log::warn!("conn-{id}: cannot start a thread: {e}");
         }
     }
     // Stop accepting for real: newcomers are refused now, not queued until exit.
     drop(listener);
-    for s in hub.open.lock().unwrap_or_else(|p| p.into_inner()).values() {
+    for s in lock(&hub.open).values() {
         let _ = s.shutdown(Shutdown::Both);
+    }
+    for p in lock(&hub.counts).pending.values() {
+        let _ = p.sock.shutdown(Shutdown::Both);
     }
     let deadline = Instant::now() + DRAIN;
     while hub.active.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
@@ -154,13 +456,14 @@ where
 }
 
 /// Descriptors one tunnel holds: its WebSocket and a clone to wait on, the local socket, a clone
-/// for the second thread and one for the shutdown registry.
+/// for the second thread and one for the shutdown registry. A pending connection holds two.
 const FDS_PER_TUNNEL: usize = 5;
+const FDS_PER_PENDING: usize = 2;
 
 /// Raise the soft limit on open files to the hard one (a login's default of 1024 would allow
-/// about 200 tunnels), and say so if `max` tunnels still cannot fit.
+/// about 200 tunnels), and say so if the configured connections still cannot fit.
 #[cfg(unix)]
-fn check_open_files(max: usize) {
+fn check_open_files(limits: &Limits) {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -185,23 +488,25 @@ fn check_open_files(max: usize) {
             }
         }
     }
-    let fit = usize::try_from(lim.rlim_cur)
+    let fds = usize::try_from(lim.rlim_cur)
         .unwrap_or(usize::MAX)
         .saturating_sub(32)
-        / FDS_PER_TUNNEL;
-    if fit < max {
+        .saturating_sub(limits.max_pending * FDS_PER_PENDING);
+    let fit = fds / FDS_PER_TUNNEL;
+    if fit < limits.max_tunnels {
         log::warn!(
-            "the open files limit ({}) allows about {fit} tunnels, fewer than --max-tunnels {max}: \
+            "the open files limit ({}) allows about {fit} tunnels, fewer than --max-tunnels {}: \
              raise it (ulimit -n, LimitNOFILE=) or lower --max-tunnels",
-            lim.rlim_cur
+            lim.rlim_cur,
+            limits.max_tunnels
         );
     }
 }
 
 #[cfg(not(unix))]
-fn check_open_files(_max: usize) {}
+fn check_open_files(_limits: &Limits) {}
 
-/// Where the signal handler connects to wake the blocked `accept()`.
+/// Where the signal handler connects to wake the accept loop.
 fn wake_addr(local: SocketAddr) -> SocketAddr {
     let mut a = local;
     if a.ip().is_unspecified() {
@@ -211,4 +516,22 @@ fn wake_addr(local: SocketAddr) -> SocketAddr {
         });
     }
     a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(ip: &str, key: &str) {
+        assert_eq!(ip_key(ip.parse().unwrap()).to_string(), key, "{ip}");
+    }
+
+    #[test]
+    fn client_keys() {
+        check("192.0.2.7", "192.0.2.7");
+        check("::ffff:192.0.2.7", "192.0.2.7");
+        check("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::");
+        check("2001:db8:1:2:ffff::1", "2001:db8:1:2::");
+        check("::1", "::");
+    }
 }

@@ -87,7 +87,8 @@ impl Rule {
         matches!(self.hosts, HostPattern::Cidr(..))
     }
 
-    fn contains_ip(&self, ip: IpAddr) -> bool {
+    /// Does this CIDR rule contain `ip` (never true for a name glob)?
+    pub fn contains_ip(&self, ip: IpAddr) -> bool {
         matches!(&self.hosts, HostPattern::Cidr(net, bits) if in_cidr(ip, *net, *bits))
     }
 

@@ -8,12 +8,21 @@
 //! - no polling and no spinning: an idle tunnel sleeps in the kernel (waking only to ping, every
 //!   `--ping` seconds), and a byte goes out the moment it arrives;
 //! - every message is one local read, written and flushed before the next read: buffers stay
-//!   bounded (one frame out, `MAX_FRAME` in) and a slow side slows the other.
+//!   bounded (one frame out, `MAX_FRAME` in) and a slow side slows the other;
+//! - whatever the peer sends, memory stays bounded: the write buffer is capped (`WRITE_CAP`, so
+//!   pongs owed to a peer that does not read replace each other instead of piling up), and a
+//!   peer that sends control frames faster than `CONTROL_RATE` is a flood (closed 1008);
+//! - a peer is given up only after a stated time without progress (`LINGER` while we wait to
+//!   send, `MISSED_PINGS + 1` ping intervals while we wait to receive); progress is any frame
+//!   from it, any message of ours flushed, or (Linux) our unsent queue in the kernel shrinking;
+//! - the socket is closed last with a lingering close (`finish`): FIN behind every queued byte,
+//!   then the peer's late input is read and dropped, so no reset discards what it has not read.
 //!
 //! It does not own the local side (stdin/stdout or the target socket): the modes do.
 
 use crate::tls::Stream;
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tungstenite::protocol::frame::coding::CloseCode;
@@ -26,9 +35,17 @@ pub const CHUNK: usize = 64 * 1024;
 pub const MAX_FRAME: usize = 1 << 20;
 /// How long a closing handshake may take before the socket is just dropped.
 pub const CLOSE_WAIT: Duration = Duration::from_secs(2);
-/// After the last data, how long the Close may wait for a peer that has stopped reading: the
-/// data ahead of it in the socket buffers must not be cut off by a short timer.
+/// How long a send (data or Close) may wait without any progress for a peer that has stopped
+/// reading: the data ahead of it in the socket buffers must not be cut off by a short timer.
 pub const LINGER: Duration = Duration::from_secs(30);
+/// Largest write buffer: one data frame (`CHUNK` and its header) plus room for the small
+/// control frames (a pong, our ping, our Close) queued behind it.
+pub const WRITE_CAP: usize = CHUNK + 4 * 1024;
+/// A kernel send queue this short holds no data, only control frames or a handshake answer.
+const SMALL: usize = 1024;
+/// Control frames (ping, pong) a peer may send at once, and per second after that.
+pub const CONTROL_BURST: f64 = 100.0;
+pub const CONTROL_RATE: f64 = 10.0;
 
 /// The tungstenite settings of every tunnel: small eager buffers, bounded frames.
 /// The read buffer is zero-filled on first use and kept, so it is what an idle tunnel costs;
@@ -38,6 +55,7 @@ pub fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(4 * 1024)
         .write_buffer_size(0)
+        .max_write_buffer_size(WRITE_CAP)
         .max_frame_size(Some(MAX_FRAME))
         .max_message_size(Some(MAX_FRAME))
 }
@@ -58,6 +76,8 @@ pub enum Incoming {
     Close(Option<CloseFrame>),
     /// The connection ended after a completed closing handshake.
     Ended,
+    /// The peer sent control frames faster than `CONTROL_RATE`: close it with 1008.
+    Flood,
 }
 
 /// Pings a peer may leave unanswered in a row: it is declared dead after `MISSED_PINGS + 1`
@@ -70,6 +90,17 @@ pub struct Shared {
     sock: Sock,
     /// Send a ping after this long without a frame from the peer; `None`: never.
     ping: Option<Duration>,
+    /// Frames received and messages flushed: signs that the peer is there.
+    activity: AtomicU64,
+    /// The peer's allowance of control frames: (tokens, when last refilled).
+    control: Mutex<(f64, Instant)>,
+}
+
+/// A snapshot of a tunnel's progress, to tell later whether anything moved since.
+pub struct Progress {
+    activity: u64,
+    /// Bytes sent but not yet acknowledged by the peer's kernel (Linux only).
+    unsent: Option<usize>,
 }
 
 impl Shared {
@@ -84,7 +115,42 @@ impl Shared {
             ws: Mutex::new(ws),
             sock,
             ping,
+            activity: AtomicU64::new(0),
+            control: Mutex::new((CONTROL_BURST, Instant::now())),
         })
+    }
+
+    /// Where the tunnel stands now.
+    pub fn progress(&self) -> Progress {
+        Progress {
+            activity: self.activity.load(Ordering::Relaxed),
+            unsent: sys::unsent(&self.sock.tcp),
+        }
+    }
+
+    /// Has anything moved since `mark` (a frame in, a message out, or the peer acknowledging
+    /// bytes we sent)? Moves `mark` to now.
+    pub fn progressed(&self, mark: &mut Progress) -> bool {
+        let now = self.progress();
+        // The queue draining counts only when it held data: the acknowledgement of a ping or
+        // a 101 comes from the peer's kernel, even when the peer itself is frozen.
+        let moved = now.activity != mark.activity
+            || matches!((now.unsent, mark.unsent), (Some(a), Some(b)) if a < b && b > SMALL);
+        *mark = now;
+        moved
+    }
+
+    /// Take one control frame from the peer's allowance; false when it is used up.
+    fn control_allowed(&self) -> bool {
+        let mut c = self.control.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let refill = now.duration_since(c.1).as_secs_f64() * CONTROL_RATE;
+        *c = ((c.0 + refill).min(CONTROL_BURST), now);
+        if c.0 < 1.0 {
+            return false;
+        }
+        c.0 -= 1.0;
+        true
     }
 
     fn lock(&self) -> MutexGuard<'_, WebSocket<Stream>> {
@@ -93,12 +159,20 @@ impl Shared {
         self.ws.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Send one message and flush it, waiting for the socket outside the lock.
+    /// Send one message and flush it, waiting for the socket outside the lock. A peer that
+    /// makes no progress reading for `LINGER` is given up (`TimedOut`).
     pub fn send(&self, msg: Message) -> Result<(), WsError> {
         let mut r = self.lock().send(msg);
+        let mut mark = self.progress();
         while would_block(&r) {
-            self.sock.wait(Ready::Write, None)?;
+            if !self.sock.wait(Ready::Write, Some(LINGER))? && !self.progressed(&mut mark) {
+                let msg = format!("the peer read nothing for {} s", LINGER.as_secs());
+                return Err(WsError::Io(io::Error::new(io::ErrorKind::TimedOut, msg)));
+            }
             r = self.lock().flush();
+        }
+        if r.is_ok() {
+            self.activity.fetch_add(1, Ordering::Relaxed);
         }
         r
     }
@@ -106,20 +180,33 @@ impl Shared {
     /// Wait for the next message that matters to the tunnel (pings are answered inside).
     /// With keepalive on, a silent peer is pinged, and declared dead (`TimedOut`) after
     /// `MISSED_PINGS + 1` intervals without any frame.
+    /// Our own outgoing progress counts as a sign of life too: a peer busy reading a long
+    /// stream from us may not answer a ping queued behind it for a while.
     pub fn recv(&self) -> Result<Incoming, WsError> {
         let mut silent = 0;
+        let mut mark = self.progress();
         loop {
             let r = self.lock().read();
+            if r.is_ok() {
+                self.activity.fetch_add(1, Ordering::Relaxed);
+            }
             match r {
                 Ok(Message::Binary(b)) => return Ok(Incoming::Data(b)),
                 Ok(Message::Text(_)) => return Ok(Incoming::Text),
                 Ok(Message::Close(f)) => return Ok(Incoming::Close(f)),
+                Ok(Message::Ping(_) | Message::Pong(_)) if !self.control_allowed() => {
+                    return Ok(Incoming::Flood)
+                }
                 Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => silent = 0,
                 Err(WsError::ConnectionClosed) => return Ok(Incoming::Ended),
                 Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
                     if !self.sock.wait(Ready::Read, self.ping)? {
-                        silent += 1;
-                        self.keepalive(silent)?;
+                        if self.progressed(&mut mark) {
+                            silent = 0;
+                        } else {
+                            silent += 1;
+                            self.keepalive(silent)?;
+                        }
                     }
                 }
                 Err(e) => return Err(e),
@@ -137,23 +224,36 @@ impl Shared {
             );
             return Err(WsError::Io(io::Error::new(io::ErrorKind::TimedOut, msg)));
         }
+        let mut ws = self.lock();
+        if !ws.can_write() {
+            // Our Close is out: no more pings, but the count above still gives up on the peer.
+            return Ok(());
+        }
         log::debug!("nothing from the peer for {every} s: ping");
-        match self.lock().send(Message::Ping(Bytes::new())) {
-            // A full send buffer keeps the ping queued; the next flush sends it.
+        match ws.send(Message::Ping(Bytes::new())) {
+            // A full send buffer keeps the ping queued (or, at WRITE_CAP, drops it: the peer
+            // is not reading anyway); the next flush sends it.
             Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+            Err(WsError::WriteBufferFull(_)) => Ok(()),
             r => r,
         }
     }
 
     /// Start the closing handshake (if nobody has) and push the Close frame out behind the data
-    /// before it, as long as the peer keeps reading (each wait for room is bounded by `LINGER`).
+    /// before it, as long as the peer keeps reading (given up after `LINGER` without progress).
     pub fn close(&self, code: CloseCode, reason: &str) {
         let frame = CloseFrame {
             code,
             reason: truncate(reason, 120).into(),
         };
         let mut r = self.lock().close(Some(frame));
-        while would_block(&r) && matches!(self.sock.wait(Ready::Write, Some(LINGER)), Ok(true)) {
+        let mut mark = self.progress();
+        while would_block(&r) {
+            match self.sock.wait(Ready::Write, Some(LINGER)) {
+                Ok(true) => {}
+                Ok(false) if self.progressed(&mut mark) => {}
+                _ => return,
+            }
             r = self.lock().flush();
         }
     }
@@ -193,7 +293,45 @@ impl Shared {
 
     /// Cut the connection under the WebSocket: wakes a thread sleeping in `recv`.
     pub fn shutdown(&self) {
-        let _ = self.sock.shutdown();
+        let _ = self.sock.tcp.shutdown(std::net::Shutdown::Both);
+    }
+
+    /// Send FIN behind everything queued: wakes a thread waiting for room to send, and tells
+    /// the peer we are done, without discarding what it has not read yet.
+    pub fn shutdown_write(&self) {
+        let _ = self.sock.tcp.shutdown(std::net::Shutdown::Write);
+    }
+
+    /// The lingering close, last thing before the socket is dropped: FIN, then read and drop
+    /// the peer's late bytes until it closes. Closing a socket with unread input would reset
+    /// the connection and discard what we sent that it has not received yet. Bounded by
+    /// `CLOSE_WAIT` without progress (a peer that keeps sending is not progress).
+    pub fn finish(&self) {
+        self.shutdown_write();
+        let mut mark = self.progress();
+        let mut deadline = Instant::now() + CLOSE_WAIT;
+        let mut junk = [0u8; 4096];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                if !self.progressed(&mut mark) {
+                    return;
+                }
+                deadline = Instant::now() + CLOSE_WAIT;
+                continue;
+            }
+            match io::Read::read(&mut &self.sock.tcp, &mut junk) {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if !matches!(self.sock.wait(Ready::Read, Some(left)), Ok(_)) {
+                        return;
+                    }
+                }
+                Err(_) => return,
+            }
+        }
     }
 }
 
@@ -229,29 +367,49 @@ impl Sock {
         })
     }
 
-    fn shutdown(&self) -> io::Result<()> {
-        self.tcp.shutdown(std::net::Shutdown::Both)
-    }
-
     /// Sleep until the socket is ready (or has an error or hang-up). `Ok(false)` on timeout.
     fn wait(&self, what: Ready, timeout: Option<Duration>) -> io::Result<bool> {
-        sys::poll(&self.tcp, what, timeout)
+        sys::poll(sys::raw(&self.tcp), what, timeout)
     }
+}
+
+/// Sleep until a listening socket has a connection waiting; `Ok(false)` on timeout.
+pub fn wait_readable(l: &std::net::TcpListener, timeout: Option<Duration>) -> io::Result<bool> {
+    sys::poll(sys::raw(l), Ready::Read, timeout)
 }
 
 #[cfg(unix)]
 mod sys {
     use super::Ready;
-    use std::os::unix::io::AsRawFd;
+    use std::os::unix::io::{AsRawFd, RawFd};
     use std::{io, net::TcpStream, time::Duration};
 
-    pub fn poll(tcp: &TcpStream, what: Ready, timeout: Option<Duration>) -> io::Result<bool> {
+    pub fn raw(s: &impl AsRawFd) -> RawFd {
+        s.as_raw_fd()
+    }
+
+    /// Bytes in the socket's send queue not yet acknowledged by the peer (Linux's SIOCOUTQ).
+    #[cfg(target_os = "linux")]
+    pub fn unsent(tcp: &TcpStream) -> Option<usize> {
+        let mut n: libc::c_int = 0;
+        // SAFETY: SIOCOUTQ writes one int through the pointer given.
+        let r = unsafe { libc::ioctl(tcp.as_raw_fd(), libc::TIOCOUTQ, &mut n) };
+        (r == 0).then_some(n as usize)
+    }
+
+    /// Elsewhere the kernel's queue is not looked at: only frames count as progress.
+    #[cfg(not(target_os = "linux"))]
+    pub fn unsent(_tcp: &TcpStream) -> Option<usize> {
+        None
+    }
+
+    pub fn poll(fd: RawFd, what: Ready, timeout: Option<Duration>) -> io::Result<bool> {
         let events = match what {
             Ready::Read => libc::POLLIN,
             Ready::Write => libc::POLLOUT,
         };
         let mut fd = libc::pollfd {
-            fd: tcp.as_raw_fd(),
+            fd,
             events,
             revents: 0,
         };
@@ -270,8 +428,12 @@ mod sys {
 #[cfg(windows)]
 mod sys {
     use super::Ready;
-    use std::os::windows::io::AsRawSocket;
+    use std::os::windows::io::{AsRawSocket, RawSocket};
     use std::{io, net::TcpStream, time::Duration};
+
+    pub fn raw(s: &impl AsRawSocket) -> RawSocket {
+        s.as_raw_socket()
+    }
 
     #[repr(C)]
     struct WsaPollFd {
@@ -287,13 +449,18 @@ mod sys {
         fn WSAPoll(fds: *mut WsaPollFd, n: u32, timeout: i32) -> i32;
     }
 
-    pub fn poll(tcp: &TcpStream, what: Ready, timeout: Option<Duration>) -> io::Result<bool> {
+    /// The kernel's send queue is not looked at here: only frames count as progress.
+    pub fn unsent(_tcp: &TcpStream) -> Option<usize> {
+        None
+    }
+
+    pub fn poll(fd: RawSocket, what: Ready, timeout: Option<Duration>) -> io::Result<bool> {
         let events = match what {
             Ready::Read => POLLRDNORM,
             Ready::Write => POLLWRNORM,
         };
         let mut fd = WsaPollFd {
-            fd: tcp.as_raw_socket() as usize,
+            fd: fd as usize,
             events,
             revents: 0,
         };

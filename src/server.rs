@@ -6,7 +6,7 @@
 use crate::bridge::{self, Side};
 use crate::cli::ServerConfig;
 use crate::error::Error;
-use crate::listen::{self, Hub};
+use crate::listen::{self, Busy, Hub, Limits};
 use crate::policy::{parse_hosts, real_client, Denied, Target};
 use crate::pump::Shared;
 use crate::tls::Stream;
@@ -35,13 +35,19 @@ struct HostsCache {
 /// Serve until SIGTERM or Ctrl-C.
 pub fn run(cfg: ServerConfig) -> Result<(), Error> {
     let listener = listen::bind(cfg.listen)?;
-    let max = cfg.max_tunnels;
+    let limits = Limits {
+        max_tunnels: cfg.max_tunnels,
+        max_per_ip: cfg.max_per_ip,
+        max_pending: cfg.max_pending,
+        pending_per_ip: cfg.max_pending_per_ip,
+        handshake: cfg.handshake_timeout,
+        exempt: cfg.trusted_proxies.clone(),
+    };
     let state = Arc::new(State {
         cfg,
         hosts: Mutex::new(HostsCache::default()),
     });
-    let busy = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 17\r\nConnection: close\r\n\r\ntoo many tunnels\n";
-    listen::serve(listener, max, Some(busy), move |hub, id, sock| {
+    listen::serve(listener, limits, move |hub, id, sock| {
         connection(&state, hub, id, sock)
     })
 }
@@ -71,17 +77,46 @@ fn connection(state: &State, hub: &Hub, id: u64, sock: TcpStream) {
             s.end
         ),
         Ok(None) => log::debug!("conn-{id} peer={peer}: closed before a request"),
-        Err(e) => log::warn!("conn-{id} peer={peer}: {e}"),
+        // A flood of bad requests must not become a flood of log lines.
+        Err(e) => hub.refused(format_args!("conn-{id} peer={peer}: {e}")),
+    }
+}
+
+/// A reader that tells the hub each time the pending connection sends something, so that it
+/// is not the one shed to make room.
+struct Touching<'a, R> {
+    inner: R,
+    hub: &'a Hub,
+    id: u64,
+}
+
+impl<R: std::io::Read> std::io::Read for Touching<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n > 0 {
+            self.hub.touch(self.id);
+        }
+        Ok(n)
     }
 }
 
 /// Handshake, route, dial, pump. `Ok(None)` for a connection that closed without a request.
 fn serve(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Option<Summary>, Error> {
+    match handshake(state, hub, id, sock) {
+        // The listener cut it (deadline, or shed to make room): say that, not the read error.
+        Err(_) if hub.cut_reason(id).is_some() => Err(Error::Handshake(
+            hub.cut_reason(id).unwrap_or_default().to_string(),
+        )),
+        r => r,
+    }
+}
+
+/// Everything from the first byte to the end of the tunnel.
+fn handshake(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Option<Summary>, Error> {
     let cfg = &state.cfg;
     let setup = |e| Error::io("socket set-up", e);
     sock.set_nodelay(true).map_err(setup)?;
-    sock.set_read_timeout(Some(cfg.handshake_timeout))
-        .map_err(setup)?;
+    // Reads need no timeout of their own: the listener cuts the connection at its deadline.
     sock.set_write_timeout(Some(cfg.handshake_timeout))
         .map_err(setup)?;
 
@@ -110,7 +145,12 @@ fn serve(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Option<Su
         (_, false) => Stream::Plain(sock),
     };
 
-    let (head, rest) = match ws::read_head(&mut stream) {
+    let reader = Touching {
+        inner: &mut stream,
+        hub,
+        id,
+    };
+    let (head, rest) = match ws::read_head(&mut { reader }) {
         Ok(x) => x,
         Err(HeadError::Empty) => return Ok(None),
         Err(HeadError::TooLarge) => {
@@ -128,11 +168,10 @@ fn serve(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Option<Su
         ws::redact(&String::from_utf8_lossy(&head))
     );
     let client = stream.tcp().peer_addr().ok().and_then(|p| {
-        let h = |n| ws::header(&req.headers, n);
         real_client(
             p.ip(),
-            h("x-forwarded-for"),
-            h("x-real-ip"),
+            ws::header_all(&req.headers, "x-forwarded-for").as_deref(),
+            ws::header(&req.headers, "x-real-ip"),
             &cfg.trusted_proxies,
         )
     });
@@ -152,6 +191,19 @@ fn serve(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Option<Su
             return Err(refuse(&mut stream, 403, "origin not allowed", &log));
         }
     }
+    // Now a tunnel, not a pending connection: it counts against --max-tunnels and
+    // --max-per-ip (the real client's address; a trusted proxy that names none is not counted).
+    let peer_ip = stream.tcp().peer_addr().map(|p| p.ip()).ok();
+    let trusted = peer_ip.is_some_and(|ip| cfg.trusted_proxies.iter().any(|r| r.contains_ip(ip)));
+    let counted = client.or(peer_ip.filter(|_| !trusted));
+    let _admitted = match hub.admit(id, counted) {
+        Ok(a) => a,
+        Err(Busy::Cut(why)) => return Err(Error::Handshake(why.into())),
+        Err(busy) => {
+            let body = busy.to_string();
+            return Err(refuse(&mut stream, 503, &body, &body));
+        }
+    };
     let target = match route(state, &req.target) {
         Ok(t) => t,
         Err(Denied::NotAllowed(t)) => {
@@ -165,24 +217,25 @@ fn serve(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Option<Su
     };
     ws::accept(&mut stream, &accept_key, ws::offers_binary(&req))
         .map_err(|e| Error::io("answer", e))?;
-    let mut websocket = crate::pump::websocket(stream, rest, Role::Server);
+    let websocket = crate::pump::websocket(stream, rest, Role::Server);
+    let tunnel = Shared::new(websocket, cfg.ping).map_err(setup)?;
 
     let target_name = target.to_string();
-    let tcp = match crate::proxy::dial(&target_name, cfg.connect_timeout) {
-        Ok(t) => t,
+    let dialled = crate::proxy::dial(&target_name, cfg.connect_timeout).and_then(|tcp| {
+        let r = hub.register(id, &tcp);
+        r.map(|r| (tcp, r))
+            .map_err(|e| Error::io("keep track of the tunnel", e))
+    });
+    let (tcp, _registered) = match dialled {
+        Ok(x) => x,
         Err(e) => {
-            let _ = websocket.close(Some(tungstenite::protocol::CloseFrame {
-                code: CloseCode::Error,
-                reason: crate::pump::truncate(&e.to_string(), 120)
-                    .to_string()
-                    .into(),
-            }));
-            let _ = websocket.flush();
+            // Tell the client why, and let it read that before the socket goes.
+            tunnel.close(CloseCode::Error, &e.to_string());
+            tunnel.drain_until_closed();
+            tunnel.finish();
             return Err(e);
         }
     };
-    let tunnel = Shared::new(websocket, cfg.ping).map_err(setup)?;
-    let _registered = hub.register(id, &tcp);
     let o = bridge::run(hub, &tunnel, tcp, Side::Server);
     Ok(Some(Summary {
         client,
@@ -199,6 +252,7 @@ fn refuse(s: &mut impl std::io::Write, code: u16, body: &str, log: &str) -> Erro
     let reason = match code {
         403 => "Forbidden",
         431 => "Request Header Fields Too Large",
+        503 => "Service Unavailable",
         _ => "Bad Request",
     };
     let _ = ws::refuse(s, code, reason, body);

@@ -29,7 +29,12 @@ pub fn read_head(s: &mut impl Read) -> Result<(Vec<u8>, Vec<u8>), HeadError> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 2048];
     loop {
-        let n = match s.read(&mut chunk) {
+        // Never read past MAX_HEAD in all, head and early tunnel bytes together.
+        let room = (MAX_HEAD - buf.len()).min(chunk.len());
+        if room == 0 {
+            return Err(HeadError::TooLarge);
+        }
+        let n = match s.read(&mut chunk[..room]) {
             Ok(0) if buf.is_empty() => return Err(HeadError::Empty),
             Ok(0) => {
                 let e = io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed mid-head");
@@ -54,9 +59,6 @@ pub fn read_head(s: &mut impl Read) -> Result<(Vec<u8>, Vec<u8>), HeadError> {
         if let Some(i) = buf[from..].windows(4).position(|w| w == b"\r\n\r\n") {
             let rest = buf.split_off(from + i + 4);
             return Ok((buf, rest));
-        }
-        if buf.len() > MAX_HEAD {
-            return Err(HeadError::TooLarge);
         }
     }
 }
@@ -91,6 +93,16 @@ pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str
         .iter()
         .find(|(n, _)| n == name)
         .map(|(_, v)| v.as_str())
+}
+
+/// Every value of a header that may be repeated, joined as one list (`X-Forwarded-For`).
+pub fn header_all(headers: &[(String, String)], name: &str) -> Option<String> {
+    let all: Vec<&str> = headers
+        .iter()
+        .filter(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+        .collect();
+    (!all.is_empty()).then(|| all.join(", "))
 }
 
 /// Does a comma-separated header contain `token` (case-insensitive)?
@@ -312,6 +324,12 @@ mod tests {
         check(b"GET / HTTP/1.1\r\n\r\nSSH-2.0", Ok((18, 7)));
         check(b"GET / HTTP/1.1\r\n", Err("io"));
         check(&[b'a'; MAX_HEAD + 10], Err("large"));
+        // The cap holds to the byte: a head of exactly MAX_HEAD passes, one more does not.
+        let mut exact = vec![b'a'; MAX_HEAD - 4];
+        exact.extend_from_slice(b"\r\n\r\n");
+        check(&exact, Ok((MAX_HEAD, 0)));
+        exact.insert(0, b'a');
+        check(&exact, Err("large"));
     }
 
     #[test]

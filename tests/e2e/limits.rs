@@ -116,8 +116,14 @@ fn tunnel_limit_answers_503() {
     let srv = Server::start(&["--target", &target.arg(), "--max-tunnels", "1"]);
     let _first = raw_ws(srv.addr, "/");
     eventually("the first tunnel", || target.accepted() == 1);
-    let got = answer(srv.addr, b"GET / HTTP/1.1\r\n\r\n");
+    let upgrade = b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                    Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+    let got = answer(srv.addr, upgrade);
     assert!(got.starts_with("HTTP/1.1 503"), "{got}");
+    assert!(got.contains("too many tunnels (limit 1)"), "{got}");
+    // Not an upgrade at all: still a 400, whatever the tunnel count.
+    let got = answer(srv.addr, b"GET / HTTP/1.1\r\n\r\n");
+    assert!(got.starts_with("HTTP/1.1 400"), "{got}");
 }
 
 #[test]
@@ -295,7 +301,7 @@ fn open_files_limit_is_raised_and_a_too_low_one_is_reported() {
     let start = |ulimits: &str| {
         let mut cmd = std::process::Command::new("sh");
         let script = format!(
-            "{ulimits}; exec \"$0\" server --listen 127.0.0.1:0 --target {}",
+            "{ulimits}; exec \"$0\" server --listen 127.0.0.1:0 --max-pending 4 --target {}",
             target.arg()
         );
         cmd.args(["-c", &script, BIN]);
@@ -320,7 +326,7 @@ fn open_files_limit_is_raised_and_a_too_low_one_is_reported() {
     let srv = start("ulimit -S -n 256; ulimit -H -n 256");
     assert!(
         srv.log()
-            .contains("allows about 44 tunnels, fewer than --max-tunnels 1000"),
+            .contains("allows about 43 tunnels, fewer than --max-tunnels 1000"),
         "{}",
         srv.log()
     );

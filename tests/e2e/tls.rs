@@ -158,6 +158,7 @@ fn a_stalled_tls_hello_is_dropped_after_the_handshake_timeout() {
     assert!(t.elapsed() < std::time::Duration::from_secs(4));
     assert!(n == 0 || b[0] == 0x15, "closed, or a TLS alert"); // 0x15: alert record
     eventually("the log line", || {
-        srv.log().contains("tls: handshake: timed out")
+        srv.log()
+            .contains("handshake timed out (--handshake-timeout)")
     });
 }
