@@ -325,7 +325,7 @@ impl Shared {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if !matches!(self.sock.wait(Ready::Read, Some(left)), Ok(_)) {
+                    if self.sock.wait(Ready::Read, Some(left)).is_err() {
                         return;
                     }
                 }
