@@ -359,9 +359,18 @@ impl RateLog {
     }
 }
 
-/// Bind, or fail with the address in the message.
+/// Bind, or fail with the address in the message. The accept queue is made as deep as the
+/// system allows (std asks for 128): a burst of connections then waits to be accepted, where
+/// a short queue would drop their SYNs and make real clients wait a second to retry.
 pub fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
-    TcpListener::bind(addr).map_err(|e| Error::io(format!("listen on {addr}"), e))
+    let l = TcpListener::bind(addr).map_err(|e| Error::io(format!("listen on {addr}"), e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::io::AsRawFd;
+        // SAFETY: listen(2) on a socket we own; a second call only changes the backlog.
+        unsafe { libc::listen(l.as_raw_fd(), libc::SOMAXCONN) };
+    }
+    Ok(l)
 }
 
 /// Accept until a signal; run `handle` on its own thread for each connection. The handler must

@@ -303,8 +303,9 @@ impl Shared {
     }
 
     /// The lingering close, last thing before the socket is dropped: FIN, then read and drop
-    /// the peer's late bytes until it closes. Closing a socket with unread input would reset
-    /// the connection and discard what we sent that it has not received yet. Bounded by
+    /// the peer's late bytes until it closes, or (Linux) until the peer's kernel has
+    /// acknowledged all we sent. Closing a socket with unread input resets the connection, and
+    /// the reset discards what we sent that the peer has not received yet. Bounded by
     /// `CLOSE_WAIT` without progress (a peer that keeps sending is not progress).
     pub fn finish(&self) {
         self.shutdown_write();
@@ -312,6 +313,9 @@ impl Shared {
         let mut deadline = Instant::now() + CLOSE_WAIT;
         let mut junk = [0u8; 4096];
         loop {
+            if sys::unsent(&self.sock.tcp) == Some(0) {
+                return;
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 if !self.progressed(&mut mark) {
