@@ -58,7 +58,8 @@ Options:
   --tls-only             refuse plain ws:// (needs --cert and --key)
   --max-tunnels N        tunnels at once; more get 503 [default: 1000]
   --handshake-timeout S  seconds a client has to finish TLS and HTTP [default: 10]
-  --connect-timeout S    seconds to connect to a target [default: 10]
+  --connect-timeout S    seconds to resolve a target and connect to it: one deadline for
+                         the lookup and all its addresses [default: 10]
   --ping S               ping after S seconds without a frame from a client; drop it after
                          4 x S [default: 30; 0: never]
   --trusted-proxy CIDR   connections from here (nginx) may name the real client in
