@@ -51,7 +51,9 @@ Options:
   --allow PATTERN        let /ssh/ paths reach these targets (repeatable): a host glob
                          (*.internal), an IP or CIDR range (10.0.0.0/8, [fd00::/8]), then
                          :PORT, :LOW-HIGH or :* [default port: 22]. Globs match names only,
-                         CIDR ranges IP addresses only.
+                         CIDR ranges IP addresses only (127.1 and 0x7f.1 are addresses). A
+                         name (glob or --hosts) that resolves to a loopback, link-local or
+                         this server's own address needs a CIDR rule for that address too.
   --hosts FILE           NAME HOST:PORT per line; /ssh/NAME goes there (re-read on change)
   --cert FILE --key FILE serve wss:// too (PEM chain, PKCS#8 PEM key); plain ws:// stays on
                          the same port, told apart by the first byte

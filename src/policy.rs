@@ -5,7 +5,7 @@
 
 use crate::url::{join_host_port, split_host_port};
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// Where a tunnel goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -288,30 +288,135 @@ pub struct Policy {
 /// Prefix of paths that name their target, as the original wssh did.
 pub const SSH_PREFIX: &str = "/ssh/";
 
+/// Where a routed request goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// The operator's own choice, dialled as written: the fixed target, a hosts-file entry
+    /// written as an address, or an address a CIDR rule allows.
+    Direct(Target),
+    /// A name a glob or the hosts file allows: it is resolved, and only the addresses
+    /// `Policy::screen` passes may be dialled.
+    Screened(Target),
+}
+
+impl Route {
+    pub fn target(&self) -> &Target {
+        match self {
+            Route::Direct(t) | Route::Screened(t) => t,
+        }
+    }
+}
+
 impl Policy {
     /// Route a request path. `/ssh/NAME` names a target; every other path goes to the fixed one.
     /// NAME is looked up in `hosts` first, then must be the fixed target or match an `--allow` rule.
-    pub fn route(&self, path: &str, hosts: &HashMap<String, Target>) -> Result<Target, Denied> {
+    pub fn route(&self, path: &str, hosts: &HashMap<String, Target>) -> Result<Route, Denied> {
         let path = path.split(['?', '#']).next().unwrap_or(path);
         let Some(name) = path.strip_prefix(SSH_PREFIX).filter(|n| !n.is_empty()) else {
-            return Ok(self.fixed.clone());
+            return Ok(Route::Direct(canonical(&self.fixed)));
         };
         let name = crate::url::percent_decode(name).map_err(Denied::BadPath)?;
         if let Some(t) = hosts.get(&name) {
-            return Ok(canonical(t));
+            return Ok(match classify(&t.host) {
+                Ok(Host::Addr(_)) => Route::Direct(canonical(t)),
+                _ => Route::Screened(t.clone()),
+            });
         }
         let t = Target::parse(&name, 22).map_err(Denied::BadPath)?;
         let host = classify(&t.host).map_err(Denied::BadPath)?;
         let fixed = classify(&self.fixed.host).ok();
         if fixed.as_ref() == Some(&host) && t.port == self.fixed.port {
-            return Ok(canonical(&self.fixed));
+            return Ok(Route::Direct(canonical(&self.fixed)));
         }
-        if self.rules.iter().any(|r| r.allows(&host, t.port)) {
-            Ok(canonical(&t))
-        } else {
-            Err(Denied::NotAllowed(t.to_string()))
+        if !self.rules.iter().any(|r| r.allows(&host, t.port)) {
+            return Err(Denied::NotAllowed(t.to_string()));
         }
+        Ok(match host {
+            Host::Addr(_) => Route::Direct(canonical(&t)),
+            Host::Name(_) => Route::Screened(t),
+        })
     }
+
+    /// Of the addresses a screened name resolved to, those it may reach: every address except
+    /// the special ones (`special`), which pass only when a CIDR rule allows that address and
+    /// port, or when they are the fixed target's own address and port. `Err`: one line saying
+    /// why none may be reached.
+    pub fn screen(
+        &self,
+        target: &Target,
+        addrs: &[SocketAddr],
+        own: &[IpAddr],
+    ) -> Result<Vec<SocketAddr>, String> {
+        let fixed = match classify(&self.fixed.host) {
+            Ok(Host::Addr(ip)) => Some((ip.to_canonical(), self.fixed.port)),
+            _ => None,
+        };
+        let mut passed = Vec::new();
+        let mut refused: Vec<(IpAddr, &str)> = Vec::new();
+        for &a in addrs {
+            let ip = a.ip().to_canonical();
+            let Some(why) = special(ip, own) else {
+                passed.push(a);
+                continue;
+            };
+            let by_rule = self
+                .rules
+                .iter()
+                .any(|r| r.allows(&Host::Addr(ip), a.port()));
+            if by_rule || fixed == Some((ip, a.port())) {
+                passed.push(a);
+            } else if !refused.iter().any(|(r, _)| *r == ip) {
+                refused.push((ip, why));
+            }
+        }
+        if !passed.is_empty() {
+            return Ok(passed);
+        }
+        Err(match refused.as_slice() {
+            [] => format!("target {target} resolves to no address"),
+            [(ip, why)] => format!(
+                "target {target} resolves to {ip}, which is not allowed ({why}); \
+                 allow it with a CIDR rule"
+            ),
+            many => {
+                let mut list: Vec<String> = many
+                    .iter()
+                    .take(4)
+                    .map(|(ip, why)| format!("{ip} ({why})"))
+                    .collect();
+                if many.len() > 4 {
+                    list.push(format!("{} more", many.len() - 4));
+                }
+                format!(
+                    "target {target} resolves to {}, which are not allowed; \
+                     allow them with a CIDR rule",
+                    list.join(", ")
+                )
+            }
+        })
+    }
+}
+
+/// Why a name may not lead to this address unless a CIDR rule allows it: the machine itself
+/// (loopback, unspecified, one of `own`, its interface addresses), the link (link-local: cloud
+/// metadata at 169.254.169.254), or no single host (multicast, broadcast). `None`: an ordinary
+/// address. IPv4-mapped IPv6 addresses count as their IPv4 address.
+pub fn special(ip: IpAddr, own: &[IpAddr]) -> Option<&'static str> {
+    let ip = ip.to_canonical();
+    let why = match ip {
+        IpAddr::V4(a) if a.is_loopback() => "loopback",
+        IpAddr::V4(a) if a.octets()[0] == 0 => "unspecified",
+        IpAddr::V4(a) if a.is_link_local() => "link-local",
+        IpAddr::V4(a) if a.is_multicast() => "multicast",
+        IpAddr::V4(a) if a.is_broadcast() => "broadcast",
+        IpAddr::V6(a) if a.is_loopback() => "loopback",
+        IpAddr::V6(a) if a.is_unspecified() => "unspecified",
+        IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80 => "link-local",
+        IpAddr::V6(a) if a.is_multicast() => "multicast",
+        _ if own.iter().any(|o| o.to_canonical() == ip) => "an address of this server",
+        _ => return None,
+    };
+    Some(why)
 }
 
 /// An address target as its canonical address (`127.1` is dialled as 127.0.0.1, `::1%1` as ::1);
@@ -335,9 +440,14 @@ mod tests {
             fixed: Target::parse("127.0.0.1:22", 22).unwrap(),
             rules: rules.iter().map(|r| Rule::parse(r).unwrap()).collect(),
         };
-        let hosts =
-            parse_hosts("db  10.9.9.9:5432\nbox [::1]:2222 # comment\nshort 127.1:2200\n").unwrap();
-        let got = policy.route(path, &hosts).map(|t| t.to_string());
+        let hosts = parse_hosts(
+            "db  10.9.9.9:5432\nbox [::1]:2222 # c\nshort 127.1:2200\nlocal localhost:80\n",
+        )
+        .unwrap();
+        let got = policy.route(path, &hosts).map(|r| match r {
+            Route::Direct(t) => t.to_string(),
+            Route::Screened(t) => format!("{t}, screened"),
+        });
         let got = got.as_ref().map(String::as_str).map_err(|e| match e {
             Denied::NotAllowed(_) => "403",
             Denied::BadPath(_) => "400",
@@ -357,10 +467,11 @@ mod tests {
         check(&[], "/ssh/db", Ok("10.9.9.9:5432"));
         check(&[], "/ssh/box", Ok("[::1]:2222"));
         check(&[], "/ssh/short", Ok("127.0.0.1:2200"));
-        check(&["*.corp"], "/ssh/a.corp", Ok("a.corp:22"));
-        check(&["*.corp"], "/ssh/A.CORP:22", Ok("A.CORP:22"));
+        check(&[], "/ssh/local", Ok("localhost:80, screened"));
+        check(&["*.corp"], "/ssh/a.corp", Ok("a.corp:22, screened"));
+        check(&["*.corp"], "/ssh/A.CORP:22", Ok("A.CORP:22, screened"));
         check(&["*.corp"], "/ssh/a.corp:23", Err("403"));
-        check(&["*.corp:*"], "/ssh/a.corp:23", Ok("a.corp:23"));
+        check(&["*.corp:*"], "/ssh/a.corp:23", Ok("a.corp:23, screened"));
         check(&["*.corp"], "/ssh/a.corp.evil", Err("403"));
         check(&["*"], "/ssh/10.0.0.1", Err("403")); // globs never match IP literals
         check(
@@ -443,9 +554,22 @@ mod tests {
             check(&["*:*"], &format!("/ssh/{bad}"), Err("400"));
         }
         // Names stay names, matched without case or trailing dot.
-        check(&["*.corp:*"], "/ssh/Db1.Corp.:80", Ok("Db1.Corp.:80"));
-        check(&["*:*"], "/ssh/1password.com", Ok("1password.com:22"));
-        check(&["*:*"], "/ssh/0x7f.example", Ok("0x7f.example:22"));
+        check(
+            &["*.corp:*"],
+            "/ssh/Db1.Corp.:80",
+            Ok("Db1.Corp.:80, screened"),
+        );
+        check(
+            &["*:*"],
+            "/ssh/1password.com",
+            Ok("1password.com:22, screened"),
+        );
+        check(
+            &["*:*"],
+            "/ssh/0x7f.example",
+            Ok("0x7f.example:22, screened"),
+        );
+        check(&["*:*"], "/ssh/localhost:80", Ok("localhost:80, screened"));
     }
 
     fn class(s: &str, expected: Result<&str, ()>) {
@@ -508,6 +632,116 @@ mod tests {
         class("a%b", Err(()));
         class("", Err(()));
         class(".", Err(()));
+    }
+
+    /// What a screened name may be dialled at, given what it resolved to: `addrs` are
+    /// `ip:port`, `expected` the addresses that pass or the refusal's text.
+    fn screened(rules: &[&str], addrs: &[&str], expected: Result<&str, &str>) {
+        let policy = Policy {
+            fixed: Target::parse("127.0.0.1:2200", 22).unwrap(),
+            rules: rules.iter().map(|r| Rule::parse(r).unwrap()).collect(),
+        };
+        let own: [IpAddr; 2] = ["192.0.2.7".parse().unwrap(), "2001:db8::7".parse().unwrap()];
+        let t = Target::parse("db1:22", 22).unwrap();
+        let addrs: Vec<SocketAddr> = addrs.iter().map(|a| a.parse().unwrap()).collect();
+        let got = policy.screen(&t, &addrs, &own).map(|ok| {
+            ok.iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        });
+        let got = got.as_ref().map(String::as_str).map_err(String::as_str);
+        assert_eq!(got, expected, "rules {rules:?} addresses {addrs:?}");
+    }
+
+    #[test]
+    fn resolved_addresses_are_screened() {
+        let why = |ip: &str, why: &str| {
+            format!(
+                "target db1:22 resolves to {ip}, which is not allowed ({why}); \
+                 allow it with a CIDR rule"
+            )
+        };
+        screened(&["*"], &["10.0.0.5:22"], Ok("10.0.0.5:22"));
+        screened(&["*"], &["203.0.113.9:22"], Ok("203.0.113.9:22"));
+        screened(&["*"], &["[fd00::5]:22"], Ok("[fd00::5]:22"));
+        for (ip, kind) in [
+            ("127.0.0.1", "loopback"),
+            ("127.9.9.9", "loopback"),
+            ("169.254.169.254", "link-local"),
+            ("0.0.0.0", "unspecified"),
+            ("0.1.2.3", "unspecified"),
+            ("224.0.0.1", "multicast"),
+            ("255.255.255.255", "broadcast"),
+            ("192.0.2.7", "an address of this server"),
+            ("::1", "loopback"),
+            ("::", "unspecified"),
+            ("fe80::1", "link-local"),
+            ("febf::1", "link-local"),
+            ("ff02::1", "multicast"),
+            ("2001:db8::7", "an address of this server"),
+            ("::ffff:127.0.0.1", "loopback"),
+            ("::ffff:169.254.169.254", "link-local"),
+        ] {
+            let v4 = ip.parse::<std::net::Ipv4Addr>().is_ok();
+            let addr = if v4 {
+                format!("{ip}:22")
+            } else {
+                format!("[{ip}]:22")
+            };
+            let shown = ip.parse::<IpAddr>().unwrap().to_canonical().to_string();
+            screened(&["*"], &[&addr], Err(&why(&shown, kind)));
+        }
+        // A CIDR rule for that address and port lets it through; for another port it does not.
+        screened(
+            &["*", "127.0.0.0/8:22"],
+            &["127.0.0.1:22"],
+            Ok("127.0.0.1:22"),
+        );
+        screened(
+            &["*", "127.0.0.0/8:23"],
+            &["127.0.0.1:22"],
+            Err(&why("127.0.0.1", "loopback")),
+        );
+        screened(&["*", "[::1]:*"], &["[::1]:22"], Ok("[::1]:22"));
+        screened(
+            &["*", "127.0.0.0/8:*"],
+            &["[::ffff:127.0.0.1]:22"],
+            Ok("[::ffff:127.0.0.1]:22"),
+        );
+        screened(
+            &["*", "169.254.0.0/16:22"],
+            &["169.254.169.254:22"],
+            Ok("169.254.169.254:22"),
+        );
+        // The fixed target's own address and port pass; its address on another port does not.
+        screened(&["*"], &["127.0.0.1:2200"], Ok("127.0.0.1:2200"));
+        screened(
+            &["*"],
+            &["127.0.0.1:2201"],
+            Err(&why("127.0.0.1", "loopback")),
+        );
+        // Special addresses are dropped, the others dialled.
+        screened(
+            &["*"],
+            &["127.0.0.1:22", "[::1]:22", "10.0.0.5:22", "10.0.0.6:22"],
+            Ok("10.0.0.5:22 10.0.0.6:22"),
+        );
+        screened(
+            &["*"],
+            &["[::1]:2200", "127.0.0.1:2200"],
+            Ok("127.0.0.1:2200"),
+        );
+        // When none passes, the reason names each address once, and what it is.
+        screened(
+            &["*"],
+            &["[::1]:22", "169.254.1.1:22", "[::1]:22"],
+            Err(
+                "target db1:22 resolves to ::1 (loopback), 169.254.1.1 (link-local), which are \
+                 not allowed; allow them with a CIDR rule",
+            ),
+        );
+        screened(&["*"], &[], Err("target db1:22 resolves to no address"));
     }
 
     /// Every string glibc's `inet_aton`, or `getaddrinfo` with `AI_NUMERICHOST`, reads as an

@@ -191,6 +191,52 @@ pub fn connect_any(
     Err(dial_err(last))
 }
 
+/// This machine's interface addresses, for `Policy::screen`: read once at start-up, so an
+/// address added later is not among them (loopback and link-local ranges are refused anyway).
+#[cfg(unix)]
+pub fn local_addresses() -> io::Result<Vec<IpAddr>> {
+    let mut list = Vec::new();
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs writes a list head that is freed below, once.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut p = head;
+    while !p.is_null() {
+        // SAFETY: p is a node of the list getifaddrs returned; ifa_addr is null or points to a
+        // sockaddr of the family it names.
+        unsafe {
+            let sa = (*p).ifa_addr;
+            if !sa.is_null() {
+                match i32::from((*sa).sa_family) {
+                    libc::AF_INET => {
+                        let a = &*(sa as *const libc::sockaddr_in);
+                        list.push(IpAddr::from(a.sin_addr.s_addr.to_ne_bytes()));
+                    }
+                    libc::AF_INET6 => {
+                        let a = &*(sa as *const libc::sockaddr_in6);
+                        list.push(IpAddr::from(a.sin6_addr.s6_addr));
+                    }
+                    _ => {}
+                }
+            }
+            p = (*p).ifa_next;
+        }
+    }
+    // SAFETY: head came from getifaddrs and is not used after this.
+    unsafe { libc::freeifaddrs(head) };
+    list.sort();
+    list.dedup();
+    Ok(list)
+}
+
+/// Elsewhere the interface addresses are not read: a name that resolves to one of this
+/// machine's own non-loopback addresses is not refused for that reason.
+#[cfg(not(unix))]
+pub fn local_addresses() -> io::Result<Vec<IpAddr>> {
+    Ok(Vec::new())
+}
+
 /// Open a TCP tunnel to `authority` (host:port) through `proxy` with CONNECT.
 pub fn connect(proxy: &ProxyUrl, authority: &str, timeout: Duration) -> Result<TcpStream, Error> {
     let mut s = dial(&proxy.authority(), timeout)?;

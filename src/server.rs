@@ -7,12 +7,12 @@ use crate::bridge::{self, Side};
 use crate::cli::ServerConfig;
 use crate::error::Error;
 use crate::listen::{self, Hub};
-use crate::policy::{parse_hosts, real_client, Denied, Target};
+use crate::policy::{parse_hosts, real_client, Denied, Route, Target};
 use crate::pump::Shared;
 use crate::tls::Stream;
 use crate::ws::{self, HeadError};
 use std::collections::HashMap;
-use std::net::{IpAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
@@ -23,6 +23,8 @@ use tungstenite::protocol::Role;
 struct State {
     cfg: ServerConfig,
     hosts: Mutex<HostsCache>,
+    /// This machine's interface addresses, read at start-up: a name must not lead there.
+    own: Vec<IpAddr>,
 }
 
 /// The `--hosts` map, re-read when the file's modification time changes.
@@ -36,9 +38,15 @@ struct HostsCache {
 pub fn run(cfg: ServerConfig) -> Result<(), Error> {
     let listener = listen::bind(cfg.listen)?;
     let max = cfg.max_tunnels;
+    let own = crate::proxy::local_addresses().unwrap_or_else(|e| {
+        log::warn!("cannot list this machine's addresses: {e}; names are not checked against them");
+        Vec::new()
+    });
+    log::debug!("own addresses: {own:?}");
     let state = Arc::new(State {
         cfg,
         hosts: Mutex::new(HostsCache::default()),
+        own,
     });
     let busy = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 17\r\nConnection: close\r\n\r\ntoo many tunnels\n";
     listen::serve(listener, max, Some(busy), move |hub, id, sock| {
@@ -152,8 +160,8 @@ fn serve(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Option<Su
             return Err(refuse(&mut stream, 403, "origin not allowed", &log));
         }
     }
-    let target = match route(state, &req.target) {
-        Ok(t) => t,
+    let route = match route(state, &req.target) {
+        Ok(r) => r,
         Err(Denied::NotAllowed(t)) => {
             let log = format!("{}: target {t} not allowed", req.target);
             return Err(refuse(&mut stream, 403, "target not allowed", &log));
@@ -163,12 +171,21 @@ fn serve(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Option<Su
             return Err(refuse(&mut stream, 400, &e, &log));
         }
     };
+    // --connect-timeout is one deadline for the lookup, before the answer, and the connect.
+    let deadline = Instant::now() + cfg.connect_timeout;
+    let addrs = match addresses(state, &route, deadline) {
+        Ok(a) => a,
+        Err((code, body)) => {
+            let log = format!("{}: {body}", req.target);
+            return Err(refuse(&mut stream, code, &body, &log));
+        }
+    };
     ws::accept(&mut stream, &accept_key, ws::offers_binary(&req))
         .map_err(|e| Error::io("answer", e))?;
     let mut websocket = crate::pump::websocket(stream, rest, Role::Server);
 
-    let target_name = target.to_string();
-    let tcp = match crate::proxy::dial(&target_name, cfg.connect_timeout) {
+    let target_name = route.target().to_string();
+    let tcp = match crate::proxy::connect_any(&target_name, &addrs, deadline) {
         Ok(t) => t,
         Err(e) => {
             let _ = websocket.close(Some(tungstenite::protocol::CloseFrame {
@@ -198,6 +215,7 @@ fn serve(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Option<Su
 fn refuse(s: &mut impl std::io::Write, code: u16, body: &str, log: &str) -> Error {
     let reason = match code {
         403 => "Forbidden",
+        502 => "Bad Gateway",
         431 => "Request Header Fields Too Large",
         _ => "Bad Request",
     };
@@ -205,8 +223,33 @@ fn refuse(s: &mut impl std::io::Write, code: u16, body: &str, log: &str) -> Erro
     Error::Handshake(log.to_string())
 }
 
+/// The addresses a routed target may be dialled at, by `deadline`; else the HTTP status and
+/// the one-line reason: 502 when the name does not resolve, 403 when the policy refuses every
+/// address it resolves to.
+fn addresses(
+    state: &State,
+    route: &Route,
+    deadline: Instant,
+) -> Result<Vec<SocketAddr>, (u16, String)> {
+    let t = route.target();
+    let addrs = crate::proxy::resolve(&t.host, t.port, deadline)
+        .map_err(|e| (502, format!("target {t}: {e}")))?;
+    match route {
+        Route::Direct(_) => Ok(addrs),
+        Route::Screened(_) => {
+            let passed = state.cfg.policy.screen(t, &addrs, &state.own);
+            if let Ok(p) = &passed {
+                if p.len() < addrs.len() {
+                    log::debug!("target {t}: of {addrs:?}, only {p:?} may be dialled");
+                }
+            }
+            passed.map_err(|e| (403, e))
+        }
+    }
+}
+
 /// Route a path, re-reading the hosts file first if it changed.
-fn route(state: &State, path: &str) -> Result<Target, Denied> {
+fn route(state: &State, path: &str) -> Result<Route, Denied> {
     let mut hosts = state.hosts.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(file) = &state.cfg.hosts_file {
         reload_hosts(file, &mut hosts);

@@ -1,7 +1,8 @@
 //! Which targets a path reaches: every spelling the system's resolver reads as an address
 //! (`127.1`, `2130706433`, `0x7f.1`, `[::1%1]`, `127.0.0.1.`) is an address, matched by CIDR
-//! rules only and never by a name glob. The real server on loopback, local echo targets whose
-//! accept counts show whether they were dialled.
+//! rules only and never by a name glob; a name is checked again once resolved, so `localhost`
+//! needs a CIDR rule too. The real server on loopback, local echo targets whose accept counts
+//! show whether they were dialled.
 
 use crate::support::*;
 use std::net::{SocketAddr, TcpListener};
@@ -99,4 +100,76 @@ fn address_spellings_reach_their_address_under_a_cidr_rule() {
         }
         None => eprintln!("no IPv6 loopback here: [::1%1] not tried"),
     }
+}
+
+#[test]
+fn a_name_that_resolves_to_loopback_needs_a_cidr_rule() {
+    let target = Target::echo();
+    let port = target.addr.port();
+    let path = format!("/ssh/localhost:{port}");
+    let glob = Server::start(&["--allow", "*:*"]);
+    let (code, err) = ask(&glob, &path);
+    assert_eq!(code, Some(1), "{err}");
+    // localhost is 127.0.0.1 here, and ::1 as well on some systems: the reason names them.
+    let reason = format!("403 Forbidden: target localhost:{port} resolves to ");
+    assert!(err.contains(&reason), "{err}");
+    assert!(
+        err.contains("127.0.0.1") && err.contains("(loopback)"),
+        "{err}"
+    );
+    assert!(err.trim_end().ends_with("with a CIDR rule"), "{err}");
+    assert_eq!(target.accepted(), 0, "the target must never be dialled");
+    eventually("the refusal in the log", || {
+        glob.log().contains("(loopback)")
+    });
+
+    let cidr = Server::start(&["--allow", "*:*", "--allow", "127.0.0.0/8:*"]);
+    let (code, err) = ask(&cidr, &path);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(target.accepted(), 1);
+
+    // The fixed target's own address and port need no rule of their own.
+    let fixed = Server::start(&["--allow", "*:*", "--target", &target.arg()]);
+    let (code, err) = ask(&fixed, &path);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(target.accepted(), 2);
+}
+
+#[test]
+fn a_hosts_file_name_for_localhost_needs_a_cidr_rule() {
+    let target = Target::echo();
+    let port = target.addr.port();
+    let dir = TempDir::new("hosts-localhost");
+    let hosts = dir.path("hosts");
+    std::fs::write(&hosts, format!("db localhost:{port}\nlit 127.1:{port}\n")).unwrap();
+    let hosts = hosts.to_str().unwrap();
+
+    let plain = Server::start(&["--hosts", hosts]);
+    let (code, err) = ask(&plain, "/ssh/db");
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("resolves to") && err.contains("(loopback)"),
+        "{err}"
+    );
+    assert_eq!(target.accepted(), 0, "the target must never be dialled");
+    // An address written in the file is the operator's own choice: dialled as written.
+    let (code, err) = ask(&plain, "/ssh/lit");
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(target.accepted(), 1);
+
+    let cidr = Server::start(&["--hosts", hosts, "--allow", &format!("127.0.0.0/8:{port}")]);
+    let (code, err) = ask(&cidr, "/ssh/db");
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(target.accepted(), 2);
+}
+
+#[test]
+fn a_name_that_does_not_resolve_gets_502_before_the_upgrade() {
+    let srv = Server::start(&["--allow", "*:*", "--connect-timeout", "3"]);
+    // A label over 63 bytes: glibc refuses the name without sending a DNS query.
+    let name = format!("{}.test", "a".repeat(64));
+    let (code, err) = ask(&srv, &format!("/ssh/{name}:22"));
+    assert_eq!(code, Some(1), "{err}");
+    let want = format!("502 Bad Gateway: target {name}:22: ");
+    assert!(err.contains(&want), "{err}");
 }
