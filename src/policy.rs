@@ -167,6 +167,19 @@ impl Rule {
         Ok(Rule { hosts, ports })
     }
 
+    /// An address or CIDR range with every port, as `--trusted-proxy` takes it: `10.0.0.1`,
+    /// `10.0.0.0/8`, and IPv6 bare or in brackets (`::1`, `[::1]`, `fd00::/8`, `[fd00::/8]`).
+    pub fn parse_range(s: &str) -> Result<Rule, String> {
+        let bare = s
+            .strip_prefix('[')
+            .and_then(|r| r.strip_suffix(']'))
+            .unwrap_or(s);
+        match Rule::parse(&format!("[{bare}]:*")) {
+            Ok(r) if r.is_cidr() => Ok(r),
+            _ => Err(format!("{s:?}: expected an IP address or CIDR range")),
+        }
+    }
+
     /// Is this an address or CIDR rule (not a name glob)?
     pub fn is_cidr(&self) -> bool {
         matches!(self.hosts, HostPattern::Cidr(..))
@@ -884,6 +897,39 @@ mod tests {
     fn bad_rules() {
         for r in ["", ":22", "h:0-x", "h:5-4", "1.2.3.4/33", "x/8", "[::1"] {
             assert!(Rule::parse(r).is_err(), "{r} should be refused");
+        }
+    }
+
+    #[test]
+    fn address_ranges_with_every_port() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        for (range, inside, outside) in [
+            ("127.0.0.1", "127.0.0.1", "127.0.0.2"),
+            ("10.0.0.0/8", "10.9.9.9", "11.0.0.1"),
+            ("::1", "::1", "::2"),
+            ("[::1]", "::1", "::2"),
+            ("fd00::/8", "fd12::5", "fe80::1"),
+            ("[fd00::/8]", "fd12::5", "fe80::1"),
+        ] {
+            let r = Rule::parse_range(range).unwrap();
+            assert!(r.contains_ip(ip(inside)), "{range} holds {inside}");
+            assert!(
+                !r.contains_ip(ip(outside)),
+                "{range} does not hold {outside}"
+            );
+            assert_eq!(r.ports, (1, 65535), "{range}: every port");
+        }
+        for bad in [
+            "",
+            "db1",
+            "*",
+            "::1:*",
+            "[::1]:22",
+            "1.2.3.4/33",
+            "[::1",
+            "fd00::/129",
+        ] {
+            assert!(Rule::parse_range(bad).is_err(), "{bad} should be refused");
         }
     }
 
