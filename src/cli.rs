@@ -307,12 +307,7 @@ fn server(mut args: Arguments) -> Result<Command, Error> {
     let listen = socket_addr("--listen", &listen)?;
     let trusted_proxies = trusted
         .iter()
-        .map(|t| match Rule::parse(&format!("{t}:*")) {
-            Ok(r) if r.is_cidr() => Ok(r),
-            _ => Err(usage(format!(
-                "--trusted-proxy {t:?}: expected an IP address or CIDR range"
-            ))),
-        })
+        .map(|t| Rule::parse_range(t).map_err(|e| usage(format!("--trusted-proxy {e}"))))
         .collect::<Result<_, _>>()?;
     let fixed = Target::parse(&target, 22).map_err(|e| usage(format!("--target: {e}")))?;
     let rules = allow
@@ -355,4 +350,41 @@ fn server(mut args: Arguments) -> Result<Command, Error> {
             .collect(),
     };
     Ok(Command::Server(Box::new(cfg), level))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--trusted-proxy` takes IPv6 bare (`::1`, `fd00::/8`) as well as in brackets.
+    #[test]
+    fn trusted_proxies_in_every_form() {
+        let args = |a: &[&str]| {
+            a.iter()
+                .map(Into::into)
+                .collect::<Vec<std::ffi::OsString>>()
+        };
+        let trusted = |t: &str| match parse(args(&["server", "--trusted-proxy", t])) {
+            Ok(Command::Server(cfg, _)) => Ok(cfg.trusted_proxies),
+            Ok(_) => panic!("not a server"),
+            Err(e) => Err(e.to_string()),
+        };
+        for (t, peer) in [
+            ("::1", "::1"),
+            ("[::1]", "::1"),
+            ("fd00::/8", "fd00::7"),
+            ("[fd00::/8]", "fd00::7"),
+            ("127.0.0.1", "127.0.0.1"),
+            ("10.0.0.0/8", "10.1.2.3"),
+        ] {
+            let rules = trusted(t).unwrap_or_else(|e| panic!("--trusted-proxy {t}: {e}"));
+            let peer = peer.parse().unwrap();
+            let real = crate::policy::real_client(peer, Some("203.0.113.9"), None, &rules);
+            assert_eq!(real, Some([203, 0, 113, 9].into()), "--trusted-proxy {t}");
+        }
+        assert_eq!(
+            trusted("proxy.example").unwrap_err(),
+            "--trusted-proxy \"proxy.example\": expected an IP address or CIDR range"
+        );
+    }
 }

@@ -51,7 +51,9 @@ Options:
   --allow PATTERN        let /ssh/ paths reach these targets (repeatable): a host glob
                          (*.internal), an IP or CIDR range (10.0.0.0/8, [fd00::/8]), then
                          :PORT, :LOW-HIGH or :* [default port: 22]. Globs match names only,
-                         CIDR ranges IP addresses only.
+                         CIDR ranges IP addresses only (127.1 and 0x7f.1 are addresses). A
+                         name (glob or --hosts) that resolves to a loopback, link-local or
+                         this server's own address needs a CIDR rule for that address too.
   --hosts FILE           NAME HOST:PORT per line; /ssh/NAME goes there (re-read on change)
   --cert FILE --key FILE serve wss:// too (PEM chain, PKCS#8 PEM key); plain ws:// stays on
                          the same port, told apart by the first byte
@@ -66,7 +68,8 @@ Options:
                          more are refused; --trusted-proxy addresses are exempt
                          [default: 16; 0: no cap]
   --handshake-timeout S  seconds a client has, in all, to finish TLS and HTTP [default: 10]
-  --connect-timeout S    seconds to connect to a target [default: 10]
+  --connect-timeout S    seconds to resolve a target and connect to it: one deadline for
+                         the lookup and all its addresses [default: 10]
   --ping S               ping after S seconds without a frame from a client; drop it after
                          4 x S [default: 30; 0: never]
   --trusted-proxy CIDR   connections from here (nginx) may name the real client in

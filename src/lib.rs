@@ -9,11 +9,13 @@
 //! - `server`: `wssh server`, sniff TLS, upgrade, route, dial;
 //! - `bridge`: a TCP socket to a tunnel, both directions, with the close rules;
 //! - `listen`: the accept loop, signals and shutdown of the listening modes;
-//! - `proxy`: outgoing TCP, direct or through an HTTP proxy (CONNECT), and which proxy applies;
+//! - `proxy`: outgoing TCP (name lookup and connect within one deadline), direct or through an
+//!   HTTP proxy (CONNECT), and which proxy applies;
 //! - `ws`: HTTP heads and the opening handshake, both sides, bounded;
 //! - `pump`: one tunnel's WebSocket shared by its two threads, keepalive, the readiness wait;
 //! - `tls`: the client's connector and the server's acceptor, the plain-or-TLS `Stream`;
-//! - `policy`: pure allow or deny of targets (`--allow`, `--hosts`, trusted proxies);
+//! - `policy`: pure allow or deny of targets (`--allow`, `--hosts`, trusted proxies), and of
+//!   the addresses an allowed name resolves to;
 //! - `url`: pure parsing of ws/wss URLs, connect templates and base64;
 //! - `error`: the one error type.
 //!

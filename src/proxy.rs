@@ -7,8 +7,10 @@ use crate::error::Error;
 use crate::url::{base64, join_host_port, percent_decode, split_host_port, WsUrl};
 use crate::ws::{self, HeadError};
 use std::io::{self, Write};
-use std::net::{TcpStream, ToSocketAddrs};
-use std::time::Duration;
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 /// An HTTP proxy: `http://[user:pass@]host[:port]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,16 +84,103 @@ pub fn bypass(list: &[String], host: &str) -> bool {
     })
 }
 
-/// Connect to `host:port`, trying every address it resolves to, each with `timeout`.
+/// Connect to `host:port` within `timeout`: one deadline for the name lookup and every address
+/// it gives (see `resolve` and `connect_any`).
 pub fn dial(addr: &str, timeout: Duration) -> Result<TcpStream, Error> {
+    let deadline = Instant::now() + timeout;
     let dial_err = |source| Error::Dial {
         addr: addr.to_string(),
         source,
     };
-    let addrs = addr.to_socket_addrs().map_err(dial_err)?;
-    let mut last = io::Error::new(io::ErrorKind::NotFound, "name resolved to no address");
+    let (host, port) = split_host_port(addr, 0)
+        .map_err(|e| dial_err(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
+    let addrs = resolve(&host, port, deadline).map_err(dial_err)?;
+    connect_any(addr, &addrs, deadline)
+}
+
+/// Name lookups may hang far beyond any deadline (an unanswered DNS server): at most this many
+/// helper threads run at once, abandoned ones included; past it a lookup is refused at once.
+const MAX_LOOKUPS: usize = 64;
+static LOOKUPS: AtomicUsize = AtomicUsize::new(0);
+
+/// The addresses of `host` (a name, or an address as `IpAddr` writes it) with `port`, by
+/// `deadline`. An address needs no lookup. A name is looked up by the system's resolver on a
+/// short-lived helper thread, which is abandoned at the deadline (`timed out resolving NAME`)
+/// and ends on its own when the resolver gives up.
+pub fn resolve(host: &str, port: u16, deadline: Instant) -> io::Result<Vec<SocketAddr>> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    let name = host.to_string();
+    lookup(host, deadline, move || {
+        (name.as_str(), port)
+            .to_socket_addrs()
+            .map(Iterator::collect)
+    })
+}
+
+/// Run `find` on a helper thread; wait for its answer until `deadline`.
+fn lookup<F>(host: &str, deadline: Instant, find: F) -> io::Result<Vec<SocketAddr>>
+where
+    F: FnOnce() -> io::Result<Vec<SocketAddr>> + Send + 'static,
+{
+    /// Gives the helper's place back however it ends.
+    struct Running;
+    impl Drop for Running {
+        fn drop(&mut self) {
+            LOOKUPS.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    if LOOKUPS.fetch_add(1, Ordering::SeqCst) >= MAX_LOOKUPS {
+        drop(Running);
+        let msg = format!("{MAX_LOOKUPS} name lookups already running: {host} not looked up");
+        return Err(io::Error::other(msg));
+    }
+    let running = Running;
+    let (tx, rx) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("resolve".into())
+        .stack_size(256 * 1024)
+        .spawn(move || {
+            let _running = running;
+            let _ = tx.send(find());
+        })?;
+    let left = deadline.saturating_duration_since(Instant::now());
+    match rx.recv_timeout(left) {
+        Ok(Ok(addrs)) if addrs.is_empty() => Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{host} resolves to no address"),
+        )),
+        Ok(result) => result,
+        Err(mpsc::RecvTimeoutError::Timeout) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("timed out resolving {host}"),
+        )),
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            Err(io::Error::other(format!("looking up {host} failed")))
+        }
+    }
+}
+
+/// Connect to the first of `addrs` that answers, in order, with TCP_NODELAY; each attempt gets
+/// what is left until `deadline`. `name` (`host:port`) is what the error names.
+pub fn connect_any(
+    name: &str,
+    addrs: &[SocketAddr],
+    deadline: Instant,
+) -> Result<TcpStream, Error> {
+    let dial_err = |source| Error::Dial {
+        addr: name.to_string(),
+        source,
+    };
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "no address to connect to");
     for a in addrs {
-        match TcpStream::connect_timeout(&a, timeout) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            last = io::Error::new(io::ErrorKind::TimedOut, "timed out connecting");
+            break;
+        }
+        match TcpStream::connect_timeout(a, left) {
             Ok(s) => {
                 s.set_nodelay(true).map_err(dial_err)?;
                 return Ok(s);
@@ -100,6 +189,52 @@ pub fn dial(addr: &str, timeout: Duration) -> Result<TcpStream, Error> {
         }
     }
     Err(dial_err(last))
+}
+
+/// This machine's interface addresses, for `Policy::screen`: read once at start-up, so an
+/// address added later is not among them (loopback and link-local ranges are refused anyway).
+#[cfg(unix)]
+pub fn local_addresses() -> io::Result<Vec<IpAddr>> {
+    let mut list = Vec::new();
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs writes a list head that is freed below, once.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut p = head;
+    while !p.is_null() {
+        // SAFETY: p is a node of the list getifaddrs returned; ifa_addr is null or points to a
+        // sockaddr of the family it names.
+        unsafe {
+            let sa = (*p).ifa_addr;
+            if !sa.is_null() {
+                match i32::from((*sa).sa_family) {
+                    libc::AF_INET => {
+                        let a = &*(sa as *const libc::sockaddr_in);
+                        list.push(IpAddr::from(a.sin_addr.s_addr.to_ne_bytes()));
+                    }
+                    libc::AF_INET6 => {
+                        let a = &*(sa as *const libc::sockaddr_in6);
+                        list.push(IpAddr::from(a.sin6_addr.s6_addr));
+                    }
+                    _ => {}
+                }
+            }
+            p = (*p).ifa_next;
+        }
+    }
+    // SAFETY: head came from getifaddrs and is not used after this.
+    unsafe { libc::freeifaddrs(head) };
+    list.sort();
+    list.dedup();
+    Ok(list)
+}
+
+/// Elsewhere the interface addresses are not read: a name that resolves to one of this
+/// machine's own non-loopback addresses is not refused for that reason.
+#[cfg(not(unix))]
+pub fn local_addresses() -> io::Result<Vec<IpAddr>> {
+    Ok(Vec::new())
 }
 
 /// Open a TCP tunnel to `authority` (host:port) through `proxy` with CONNECT.
@@ -190,6 +325,81 @@ mod tests {
         check("::1,[::2]", "::2", true);
         check("", "gw", false);
         check("10.0.0.1", "10.0.0.10", false);
+    }
+
+    /// A lookup that hangs is abandoned at the deadline, and hung ones are bounded in number.
+    /// (One test: both use the process-wide count of running lookups.)
+    #[test]
+    fn lookups_end_at_the_deadline_and_are_bounded() {
+        let t = Instant::now();
+        let deadline = t + Duration::from_millis(300);
+        let (answer, wait) = mpsc::channel::<()>();
+        let slow = move || {
+            let _ = wait.recv_timeout(Duration::from_secs(5));
+            Ok(vec![])
+        };
+        let e = lookup("slow.example", deadline, slow).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(e.to_string(), "timed out resolving slow.example");
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "took {:?}",
+            t.elapsed()
+        );
+        drop(answer);
+
+        let (release, held) = mpsc::channel::<()>();
+        let held = std::sync::Arc::new(std::sync::Mutex::new(held));
+        let mut refused = None;
+        for _ in 0..=MAX_LOOKUPS {
+            let held = held.clone();
+            let hang = move || {
+                let _ = held.lock().map(|h| h.recv());
+                Ok(vec![])
+            };
+            if let Err(e) = lookup("hung.example", Instant::now(), hang) {
+                if e.kind() != io::ErrorKind::TimedOut {
+                    refused = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        assert_eq!(
+            refused.as_deref(),
+            Some("64 name lookups already running: hung.example not looked up")
+        );
+        drop(release);
+        let end = Instant::now() + Duration::from_secs(10);
+        while LOOKUPS.load(Ordering::SeqCst) > 0 && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let ok = || Ok(vec![SocketAddr::from(([127, 0, 0, 1], 1))]);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        assert_eq!(lookup("x", deadline, ok).unwrap().len(), 1);
+    }
+
+    /// `--connect-timeout` is one deadline for every address a name gives, not one each.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn all_addresses_share_one_deadline() {
+        use std::os::fd::AsRawFd;
+        // A listener whose accept queue is full drops new SYNs: a connect there just waits.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        // SAFETY: listen(2) on a socket this test owns.
+        assert_eq!(unsafe { libc::listen(l.as_raw_fd(), 0) }, 0);
+        let a = l.local_addr().unwrap();
+        let _filler = TcpStream::connect(a).unwrap();
+        let t = Instant::now();
+        let deadline = t + Duration::from_millis(500);
+        let e = connect_any("stuck:1", &[a, a, a, a], deadline).unwrap_err();
+        let took = t.elapsed();
+        assert!(e.to_string().starts_with("connect stuck:1: "), "{e}");
+        assert!(took < Duration::from_millis(1200), "took {took:?}");
+        let t = Instant::now();
+        assert!(dial(&a.to_string(), Duration::from_millis(500)).is_err());
+        assert!(t.elapsed() < Duration::from_millis(1200));
+        let e = dial(&a.to_string(), Duration::ZERO).unwrap_err();
+        assert!(e.to_string().ends_with("timed out connecting"), "{e}");
     }
 
     #[test]

@@ -7,12 +7,12 @@ use crate::bridge::{self, Side};
 use crate::cli::ServerConfig;
 use crate::error::Error;
 use crate::listen::{self, Busy, Hub, Limits};
-use crate::policy::{parse_hosts, real_client, Denied, Target};
+use crate::policy::{parse_hosts, real_client, Denied, Route, Target};
 use crate::pump::Shared;
 use crate::tls::Stream;
 use crate::ws::{self, HeadError};
 use std::collections::HashMap;
-use std::net::{IpAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
@@ -23,6 +23,8 @@ use tungstenite::protocol::Role;
 struct State {
     cfg: ServerConfig,
     hosts: Mutex<HostsCache>,
+    /// This machine's interface addresses, read at start-up: a name must not lead there.
+    own: Vec<IpAddr>,
 }
 
 /// The `--hosts` map, re-read when the file's modification time changes.
@@ -43,9 +45,15 @@ pub fn run(cfg: ServerConfig) -> Result<(), Error> {
         handshake: cfg.handshake_timeout,
         exempt: cfg.trusted_proxies.clone(),
     };
+    let own = crate::proxy::local_addresses().unwrap_or_else(|e| {
+        log::warn!("cannot list this machine's addresses: {e}; names are not checked against them");
+        Vec::new()
+    });
+    log::debug!("own addresses: {own:?}");
     let state = Arc::new(State {
         cfg,
         hosts: Mutex::new(HostsCache::default()),
+        own,
     });
     listen::serve(listener, limits, move |hub, id, sock| {
         connection(&state, hub, id, sock)
@@ -204,8 +212,8 @@ fn handshake(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Optio
             return Err(refuse(&mut stream, 503, &body, &body));
         }
     };
-    let target = match route(state, &req.target) {
-        Ok(t) => t,
+    let route = match route(state, &req.target) {
+        Ok(r) => r,
         Err(Denied::NotAllowed(t)) => {
             let log = format!("{}: target {t} not allowed", req.target);
             return Err(refuse(&mut stream, 403, "target not allowed", &log));
@@ -215,13 +223,22 @@ fn handshake(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Optio
             return Err(refuse(&mut stream, 400, &e, &log));
         }
     };
+    // --connect-timeout is one deadline for the lookup, before the answer, and the connect.
+    let deadline = Instant::now() + cfg.connect_timeout;
+    let addrs = match addresses(state, &route, deadline) {
+        Ok(a) => a,
+        Err((code, body)) => {
+            let log = format!("{}: {body}", req.target);
+            return Err(refuse(&mut stream, code, &body, &log));
+        }
+    };
     ws::accept(&mut stream, &accept_key, ws::offers_binary(&req))
         .map_err(|e| Error::io("answer", e))?;
     let websocket = crate::pump::websocket(stream, rest, Role::Server);
     let tunnel = Shared::new(websocket, cfg.ping).map_err(setup)?;
 
-    let target_name = target.to_string();
-    let dialled = crate::proxy::dial(&target_name, cfg.connect_timeout).and_then(|tcp| {
+    let target_name = route.target().to_string();
+    let dialled = crate::proxy::connect_any(&target_name, &addrs, deadline).and_then(|tcp| {
         let r = hub.register(id, &tcp);
         r.map(|r| (tcp, r))
             .map_err(|e| Error::io("keep track of the tunnel", e))
@@ -251,6 +268,7 @@ fn handshake(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Optio
 fn refuse(s: &mut impl std::io::Write, code: u16, body: &str, log: &str) -> Error {
     let reason = match code {
         403 => "Forbidden",
+        502 => "Bad Gateway",
         431 => "Request Header Fields Too Large",
         503 => "Service Unavailable",
         _ => "Bad Request",
@@ -259,8 +277,33 @@ fn refuse(s: &mut impl std::io::Write, code: u16, body: &str, log: &str) -> Erro
     Error::Handshake(log.to_string())
 }
 
+/// The addresses a routed target may be dialled at, by `deadline`; else the HTTP status and
+/// the one-line reason: 502 when the name does not resolve, 403 when the policy refuses every
+/// address it resolves to.
+fn addresses(
+    state: &State,
+    route: &Route,
+    deadline: Instant,
+) -> Result<Vec<SocketAddr>, (u16, String)> {
+    let t = route.target();
+    let addrs = crate::proxy::resolve(&t.host, t.port, deadline)
+        .map_err(|e| (502, format!("target {t}: {e}")))?;
+    match route {
+        Route::Direct(_) => Ok(addrs),
+        Route::Screened(_) => {
+            let passed = state.cfg.policy.screen(t, &addrs, &state.own);
+            if let Ok(p) = &passed {
+                if p.len() < addrs.len() {
+                    log::debug!("target {t}: of {addrs:?}, only {p:?} may be dialled");
+                }
+            }
+            passed.map_err(|e| (403, e))
+        }
+    }
+}
+
 /// Route a path, re-reading the hosts file first if it changed.
-fn route(state: &State, path: &str) -> Result<Target, Denied> {
+fn route(state: &State, path: &str) -> Result<Route, Denied> {
     let mut hosts = state.hosts.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(file) = &state.cfg.hosts_file {
         reload_hosts(file, &mut hosts);

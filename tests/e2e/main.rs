@@ -6,5 +6,6 @@ mod pitfalls;
 mod reach;
 mod ssh;
 mod support;
+mod targets;
 mod tls;
 mod tunnel;
