@@ -4,6 +4,7 @@
 //! runs inside that tunnel. It does not read the environment (`cli` does).
 
 use crate::error::Error;
+use crate::redact;
 use crate::url::{base64, join_host_port, percent_decode, split_host_port, WsUrl};
 use crate::ws::{self, HeadError};
 use std::io::{self, Write};
@@ -113,7 +114,7 @@ pub fn connect(proxy: &ProxyUrl, authority: &str, timeout: Duration) -> Result<T
         req += &format!("Proxy-Authorization: Basic {}\r\n", base64(a.as_bytes()));
     }
     req += "\r\n";
-    log::debug!("proxy {}: {}", proxy.authority(), ws::redact(&req));
+    log::debug!("proxy {}: {}", proxy.authority(), redact::head(&req));
     s.write_all(req.as_bytes()).map_err(io)?;
     let (head, rest) = match ws::read_head(&mut s) {
         Ok(x) => x,

@@ -9,6 +9,7 @@ use crate::error::Error;
 use crate::listen::{self, Hub};
 use crate::policy::{parse_hosts, real_client, Denied, Target};
 use crate::pump::Shared;
+use crate::redact;
 use crate::tls::Stream;
 use crate::ws::{self, HeadError};
 use std::collections::HashMap;
@@ -125,7 +126,7 @@ fn serve(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Option<Su
     };
     log::debug!(
         "conn-{id} request: {}",
-        ws::redact(&String::from_utf8_lossy(&head))
+        redact::head(&String::from_utf8_lossy(&head))
     );
     let client = stream.tcp().peer_addr().ok().and_then(|p| {
         let h = |n| ws::header(&req.headers, n);
