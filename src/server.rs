@@ -140,7 +140,7 @@ fn serve(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Option<Su
     let accept_key = match ws::check_upgrade(&req) {
         Ok(k) => k,
         Err(e) => {
-            let log = format!("{} {}: {e}", req.method, req.target);
+            let log = format!("{} {}: {e}", req.method, redact::url(&req.target));
             return Err(refuse(&mut stream, 400, &e, &log));
         }
     };
@@ -156,11 +156,11 @@ fn serve(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Option<Su
     let target = match route(state, &req.target) {
         Ok(t) => t,
         Err(Denied::NotAllowed(t)) => {
-            let log = format!("{}: target {t} not allowed", req.target);
+            let log = format!("{}: target {t} not allowed", redact::url(&req.target));
             return Err(refuse(&mut stream, 403, "target not allowed", &log));
         }
         Err(Denied::BadPath(e)) => {
-            let log = format!("{}: {e}", req.target);
+            let log = format!("{}: {e}", redact::url(&req.target));
             return Err(refuse(&mut stream, 400, &e, &log));
         }
     };
