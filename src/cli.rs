@@ -1,11 +1,13 @@
 //! The command line: pico-args parsing, and validation into a `Config` that does not
 //! change afterwards. Files (certificates, hosts) are loaded here, so bad input fails before any
 //! socket opens. This is the only module that reads the environment: the proxy variables.
+//! Usage errors quote URLs only redacted, and never a header value.
 
 use crate::error::Error;
 use crate::help::{fill, CLIENT_HELP, CONNECT_HELP, FORWARD_HELP, MAIN_HELP, SERVER_HELP};
 use crate::policy::{parse_hosts, Policy, Rule, Target};
 use crate::proxy::{Proxies, ProxyUrl};
+use crate::redact;
 use crate::url::{self, WsUrl};
 use log::LevelFilter;
 use native_tls::TlsConnector;
@@ -92,8 +94,36 @@ fn finish(args: Arguments) -> Result<(), Error> {
     let rest = args.finish();
     match rest.first() {
         None => Ok(()),
-        Some(a) => Err(usage(format!("unexpected argument {a:?}"))),
+        Some(a) => Err(stray(&a.to_string_lossy())),
     }
+}
+
+/// A leftover argument. An option is named; a word is not shown: it may be a secret that
+/// slipped out of its option (`-H X-Token: SECRET` without quotes).
+fn stray(a: &str) -> Error {
+    if a.starts_with('-') {
+        let name = a.split('=').next().unwrap_or(a);
+        usage(format!("unknown option {name:?}"))
+    } else {
+        usage("unexpected argument (not shown, as it may be a secret; quote -H 'Name: value')")
+    }
+}
+
+/// The URL argument; an unknown option in its place is named as one.
+fn url_arg(args: &mut Arguments) -> Result<String, Error> {
+    let raw: String = args.free_from_str().map_err(|_| usage("missing URL"))?;
+    match raw.starts_with('-') {
+        true => Err(stray(&raw)),
+        false => Ok(raw),
+    }
+}
+
+/// The first of these environment variables that is set and not empty, and its name.
+fn env(names: &[&'static str]) -> Option<(&'static str, String)> {
+    names.iter().find_map(|&n| {
+        let v = std::env::var(n).ok().filter(|v| !v.is_empty());
+        v.map(|v| (n, v))
+    })
 }
 
 /// Parse the whole command line (without the program name).
@@ -133,7 +163,7 @@ pub fn parse(raw: Vec<std::ffi::OsString>) -> Result<Command, Error> {
         }
         None if wants_help => Ok(Command::Print(MAIN_HELP.into())),
         None => Err(usage("no command given")),
-        Some(other) => Err(usage(format!("unknown command {other:?}"))),
+        Some(other) => Err(usage(format!("unknown command {:?}", redact::url(other)))),
     }
 }
 
@@ -163,35 +193,38 @@ impl DialerArgs {
     }
 
     fn build(self, tls: bool) -> Result<Dialer, Error> {
-        for h in &self.headers {
-            let ok = h
-                .split_once(':')
-                .is_some_and(|(n, _)| !n.trim().is_empty() && !n.contains(' '));
+        for (i, h) in self.headers.iter().enumerate() {
+            // The value may be a secret: name the header, or its place if the name is bad too.
+            let name = h.split_once(':').map(|(n, _)| n);
+            let ok = name.is_some_and(|n| !n.trim().is_empty() && !n.contains(' '));
             if !ok || h.contains(['\r', '\n']) {
-                return Err(usage(format!("bad header {h:?}: expected 'Name: value'")));
+                let which = match name.filter(|n| ok && !n.contains(['\r', '\n'])) {
+                    Some(n) => format!("header {n:?}"),
+                    None => format!("header in -H number {}", i + 1),
+                };
+                return Err(usage(format!(
+                    "bad {which}: expected 'Name: value' on one line"
+                )));
             }
         }
         if !tls && (self.insecure || !self.ca.is_empty()) {
             return Err(usage("--ca and --insecure need a wss:// URL"));
         }
-        let parse_proxy = |s: &str| ProxyUrl::parse(s).map_err(usage);
-        let env = |names: &[&str]| {
-            names
-                .iter()
-                .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
+        let from_env = |names| {
+            env(names)
+                .map(|(n, v)| ProxyUrl::parse(&v).map_err(|e| usage(format!("{n}: {e}"))))
+                .transpose()
         };
         let proxies = Proxies {
-            explicit: self.proxy.as_deref().map(parse_proxy).transpose()?,
-            https: env(&["https_proxy", "HTTPS_PROXY"])
+            explicit: self
+                .proxy
                 .as_deref()
-                .map(parse_proxy)
+                .map(|p| ProxyUrl::parse(p).map_err(usage))
                 .transpose()?,
-            http: env(&["http_proxy"])
-                .as_deref()
-                .map(parse_proxy)
-                .transpose()?,
+            https: from_env(&["https_proxy", "HTTPS_PROXY"])?,
+            http: from_env(&["http_proxy"])?,
             no_proxy: env(&["no_proxy", "NO_PROXY"])
-                .map_or(vec![], |v| v.split(',').map(String::from).collect()),
+                .map_or(vec![], |(_, v)| v.split(',').map(String::from).collect()),
         };
         Ok(Dialer {
             tls: if tls {
@@ -211,7 +244,7 @@ impl DialerArgs {
 fn client(mut args: Arguments) -> Result<Command, Error> {
     let level = level(&mut args, LevelFilter::Warn);
     let dialer = DialerArgs::take(&mut args)?;
-    let raw: String = args.free_from_str().map_err(|_| usage("missing URL"))?;
+    let raw = url_arg(&mut args)?;
     finish(args)?;
     let url = url::parse(&raw).map_err(usage)?;
     let dialer = dialer.build(url.tls)?;
@@ -226,7 +259,7 @@ fn listener(mut args: Arguments, connect: bool) -> Result<Command, Error> {
         .opt_value_from_str("--max-tunnels")
         .map_err(usage)?
         .unwrap_or(1000);
-    let template: String = args.free_from_str().map_err(|_| usage("missing URL"))?;
+    let template = url_arg(&mut args)?;
     finish(args)?;
     let listen = match (listen, connect) {
         (Some(l), _) => l,
