@@ -1,7 +1,7 @@
 //! The command line: pico-args parsing, and validation into a `Config` that does not
 //! change afterwards. Files (certificates, hosts) are loaded here, so bad input fails before any
-//! socket opens. This is the only module that reads the environment: the proxy variables.
-//! Usage errors quote URLs only redacted, and never a header value.
+//! socket opens. This is the only module that reads the environment: the proxy variables and
+//! `WSSH_PASSWORD`. Usage errors quote URLs only redacted, and never a header value.
 
 use crate::error::Error;
 use crate::help::{fill, CLIENT_HELP, CONNECT_HELP, FORWARD_HELP, MAIN_HELP, SERVER_HELP};
@@ -12,8 +12,9 @@ use crate::url::{self, WsUrl};
 use log::LevelFilter;
 use native_tls::TlsConnector;
 use pico_args::Arguments;
+use std::io::{BufRead, Read};
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// What to run.
@@ -32,9 +33,22 @@ pub struct Dialer {
     pub tls: Option<TlsConnector>,
     pub insecure: bool,
     pub headers: Vec<String>,
+    /// The password for the URL's user, given apart from the URL (`--password-file`,
+    /// `WSSH_PASSWORD`); `cli` has checked that the URL names a user and no password.
+    pub password: Option<String>,
     pub proxies: Proxies,
     pub ping: Option<Duration>,
     pub connect_timeout: Duration,
+    /// What parsing noticed, said once logging is set up (it is not yet while `cli` runs).
+    pub warnings: Vec<String>,
+}
+
+impl Dialer {
+    pub fn log_warnings(&self) {
+        for w in &self.warnings {
+            log::warn!("{w}");
+        }
+    }
 }
 
 pub struct ClientConfig {
@@ -172,6 +186,7 @@ struct DialerArgs {
     insecure: bool,
     ca: Vec<String>,
     headers: Vec<String>,
+    password_file: Option<PathBuf>,
     proxy: Option<String>,
     ping: u64,
     connect_timeout: Duration,
@@ -183,6 +198,7 @@ impl DialerArgs {
             insecure: args.contains("--insecure"),
             ca: args.values_from_str("--ca").map_err(usage)?,
             headers: args.values_from_str(["-H", "--header"]).map_err(usage)?,
+            password_file: args.opt_value_from_str("--password-file").map_err(usage)?,
             proxy: args.opt_value_from_str("--proxy").map_err(usage)?,
             ping: args
                 .opt_value_from_str("--ping")
@@ -192,7 +208,9 @@ impl DialerArgs {
         })
     }
 
-    fn build(self, tls: bool) -> Result<Dialer, Error> {
+    /// Validate against the URL (or a connect template filled in).
+    fn build(self, url: &WsUrl) -> Result<Dialer, Error> {
+        let tls = url.tls;
         for (i, h) in self.headers.iter().enumerate() {
             // The value may be a secret: name the header, or its place if the name is bad too.
             let name = h.split_once(':').map(|(n, _)| n);
@@ -210,6 +228,8 @@ impl DialerArgs {
         if !tls && (self.insecure || !self.ca.is_empty()) {
             return Err(usage("--ca and --insecure need a wss:// URL"));
         }
+        let mut warnings = Vec::new();
+        let password = self.password(url, &mut warnings)?;
         let from_env = |names| {
             env(names)
                 .map(|(n, v)| ProxyUrl::parse(&v).map_err(|e| usage(format!("{n}: {e}"))))
@@ -234,11 +254,65 @@ impl DialerArgs {
             },
             insecure: self.insecure,
             headers: self.headers,
+            password,
             proxies,
             ping: (self.ping > 0).then(|| Duration::from_secs(self.ping)),
             connect_timeout: self.connect_timeout,
+            warnings,
         })
     }
+
+    /// The password for the URL's user given where `ps` cannot see it: `--password-file`, else
+    /// `WSSH_PASSWORD`. The URL must name the user, and must not carry a password too.
+    fn password(&self, url: &WsUrl, warnings: &mut Vec<String>) -> Result<Option<String>, Error> {
+        let (from, password) = match &self.password_file {
+            Some(f) => ("--password-file", Some(read_password(f, warnings)?)),
+            None => ("WSSH_PASSWORD", env(&["WSSH_PASSWORD"]).map(|(_, v)| v)),
+        };
+        match (password, &url.userinfo) {
+            (None, _) => Ok(None),
+            (Some(_), None) => Err(usage(format!(
+                "{from} needs a user in the URL: wss://USER@host/"
+            ))),
+            (Some(_), Some(u)) if u.contains(':') => Err(usage(format!(
+                "the URL has a password and {from} gives one too: give it once"
+            ))),
+            (Some(p), Some(_)) => Ok(Some(p)),
+        }
+    }
+}
+
+/// The first line of a password file, without its line end; a warning if others may read it.
+fn read_password(path: &Path, warnings: &mut Vec<String>) -> Result<String, Error> {
+    let err = |e: std::io::Error| usage(format!("--password-file {}: {e}", path.display()));
+    let file = std::fs::File::open(path).map_err(err)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = file.metadata().map_err(err)?.permissions().mode();
+        if mode & 0o044 != 0 {
+            warnings.push(format!(
+                "--password-file {}: other users can read it (mode {:o}); chmod 600 it",
+                path.display(),
+                mode & 0o777
+            ));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = &warnings;
+    let mut line = String::new();
+    std::io::BufReader::new(file.take(64 * 1024))
+        .read_line(&mut line)
+        .map_err(err)?;
+    let line = line.strip_suffix('\n').unwrap_or(&line);
+    let line = line.strip_suffix('\r').unwrap_or(line);
+    if line.is_empty() {
+        return Err(usage(format!(
+            "--password-file {}: the first line is empty",
+            path.display()
+        )));
+    }
+    Ok(line.to_string())
 }
 
 fn client(mut args: Arguments) -> Result<Command, Error> {
@@ -247,7 +321,7 @@ fn client(mut args: Arguments) -> Result<Command, Error> {
     let raw = url_arg(&mut args)?;
     finish(args)?;
     let url = url::parse(&raw).map_err(usage)?;
-    let dialer = dialer.build(url.tls)?;
+    let dialer = dialer.build(&url)?;
     Ok(Command::Client(ClientConfig { url, dialer }, level))
 }
 
@@ -275,7 +349,7 @@ fn listener(mut args: Arguments, connect: bool) -> Result<Command, Error> {
         listen,
         template,
         max_tunnels,
-        dialer: dialer.build(url.tls)?,
+        dialer: dialer.build(&url)?,
     };
     Ok(if connect {
         Command::Connect(cfg, level)
