@@ -1,17 +1,20 @@
 //! The command line: pico-args parsing, and validation into a `Config` that does not
 //! change afterwards. Files (certificates, hosts) are loaded here, so bad input fails before any
-//! socket opens. This is the only module that reads the environment: the proxy variables.
+//! socket opens. This is the only module that reads the environment: the proxy variables and
+//! `WSSH_PASSWORD`. Usage errors quote URLs only redacted, and never a header value.
 
 use crate::error::Error;
 use crate::help::{fill, CLIENT_HELP, CONNECT_HELP, FORWARD_HELP, MAIN_HELP, SERVER_HELP};
 use crate::policy::{parse_hosts, Policy, Rule, Target};
 use crate::proxy::{Proxies, ProxyUrl};
+use crate::redact;
 use crate::url::{self, WsUrl};
 use log::LevelFilter;
 use native_tls::TlsConnector;
 use pico_args::Arguments;
+use std::io::{BufRead, Read};
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// What to run.
@@ -30,9 +33,22 @@ pub struct Dialer {
     pub tls: Option<TlsConnector>,
     pub insecure: bool,
     pub headers: Vec<String>,
+    /// The password for the URL's user, given apart from the URL (`--password-file`,
+    /// `WSSH_PASSWORD`); `cli` has checked that the URL names a user and no password.
+    pub password: Option<String>,
     pub proxies: Proxies,
     pub ping: Option<Duration>,
     pub connect_timeout: Duration,
+    /// What parsing noticed, said once logging is set up (it is not yet while `cli` runs).
+    pub warnings: Vec<String>,
+}
+
+impl Dialer {
+    pub fn log_warnings(&self) {
+        for w in &self.warnings {
+            log::warn!("{w}");
+        }
+    }
 }
 
 pub struct ClientConfig {
@@ -97,8 +113,36 @@ fn finish(args: Arguments) -> Result<(), Error> {
     let rest = args.finish();
     match rest.first() {
         None => Ok(()),
-        Some(a) => Err(usage(format!("unexpected argument {a:?}"))),
+        Some(a) => Err(stray(&a.to_string_lossy())),
     }
+}
+
+/// A leftover argument. An option is named; a word is not shown: it may be a secret that
+/// slipped out of its option (`-H X-Token: SECRET` without quotes).
+fn stray(a: &str) -> Error {
+    if a.starts_with('-') {
+        let name = a.split('=').next().unwrap_or(a);
+        usage(format!("unknown option {name:?}"))
+    } else {
+        usage("unexpected argument (not shown, as it may be a secret; quote -H 'Name: value')")
+    }
+}
+
+/// The URL argument; an unknown option in its place is named as one.
+fn url_arg(args: &mut Arguments) -> Result<String, Error> {
+    let raw: String = args.free_from_str().map_err(|_| usage("missing URL"))?;
+    match raw.starts_with('-') {
+        true => Err(stray(&raw)),
+        false => Ok(raw),
+    }
+}
+
+/// The first of these environment variables that is set and not empty, and its name.
+fn env(names: &[&'static str]) -> Option<(&'static str, String)> {
+    names.iter().find_map(|&n| {
+        let v = std::env::var(n).ok().filter(|v| !v.is_empty());
+        v.map(|v| (n, v))
+    })
 }
 
 /// Parse the whole command line (without the program name).
@@ -138,7 +182,7 @@ pub fn parse(raw: Vec<std::ffi::OsString>) -> Result<Command, Error> {
         }
         None if wants_help => Ok(Command::Print(MAIN_HELP.into())),
         None => Err(usage("no command given")),
-        Some(other) => Err(usage(format!("unknown command {other:?}"))),
+        Some(other) => Err(usage(format!("unknown command {:?}", redact::url(other)))),
     }
 }
 
@@ -147,6 +191,7 @@ struct DialerArgs {
     insecure: bool,
     ca: Vec<String>,
     headers: Vec<String>,
+    password_file: Option<PathBuf>,
     proxy: Option<String>,
     ping: u64,
     connect_timeout: Duration,
@@ -158,6 +203,7 @@ impl DialerArgs {
             insecure: args.contains("--insecure"),
             ca: args.values_from_str("--ca").map_err(usage)?,
             headers: args.values_from_str(["-H", "--header"]).map_err(usage)?,
+            password_file: args.opt_value_from_str("--password-file").map_err(usage)?,
             proxy: args.opt_value_from_str("--proxy").map_err(usage)?,
             ping: args
                 .opt_value_from_str("--ping")
@@ -167,36 +213,43 @@ impl DialerArgs {
         })
     }
 
-    fn build(self, tls: bool) -> Result<Dialer, Error> {
-        for h in &self.headers {
-            let ok = h
-                .split_once(':')
-                .is_some_and(|(n, _)| !n.trim().is_empty() && !n.contains(' '));
+    /// Validate against the URL (or a connect template filled in).
+    fn build(self, url: &WsUrl) -> Result<Dialer, Error> {
+        let tls = url.tls;
+        for (i, h) in self.headers.iter().enumerate() {
+            // The value may be a secret: name the header, or its place if the name is bad too.
+            let name = h.split_once(':').map(|(n, _)| n);
+            let ok = name.is_some_and(|n| !n.trim().is_empty() && !n.contains(' '));
             if !ok || h.contains(['\r', '\n']) {
-                return Err(usage(format!("bad header {h:?}: expected 'Name: value'")));
+                let which = match name.filter(|n| ok && !n.contains(['\r', '\n'])) {
+                    Some(n) => format!("header {n:?}"),
+                    None => format!("header in -H number {}", i + 1),
+                };
+                return Err(usage(format!(
+                    "bad {which}: expected 'Name: value' on one line"
+                )));
             }
         }
         if !tls && (self.insecure || !self.ca.is_empty()) {
             return Err(usage("--ca and --insecure need a wss:// URL"));
         }
-        let parse_proxy = |s: &str| ProxyUrl::parse(s).map_err(usage);
-        let env = |names: &[&str]| {
-            names
-                .iter()
-                .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
+        let mut warnings = Vec::new();
+        let password = self.password(url, &mut warnings)?;
+        let from_env = |names| {
+            env(names)
+                .map(|(n, v)| ProxyUrl::parse(&v).map_err(|e| usage(format!("{n}: {e}"))))
+                .transpose()
         };
         let proxies = Proxies {
-            explicit: self.proxy.as_deref().map(parse_proxy).transpose()?,
-            https: env(&["https_proxy", "HTTPS_PROXY"])
+            explicit: self
+                .proxy
                 .as_deref()
-                .map(parse_proxy)
+                .map(|p| ProxyUrl::parse(p).map_err(usage))
                 .transpose()?,
-            http: env(&["http_proxy"])
-                .as_deref()
-                .map(parse_proxy)
-                .transpose()?,
+            https: from_env(&["https_proxy", "HTTPS_PROXY"])?,
+            http: from_env(&["http_proxy"])?,
             no_proxy: env(&["no_proxy", "NO_PROXY"])
-                .map_or(vec![], |v| v.split(',').map(String::from).collect()),
+                .map_or(vec![], |(_, v)| v.split(',').map(String::from).collect()),
         };
         Ok(Dialer {
             tls: if tls {
@@ -206,20 +259,74 @@ impl DialerArgs {
             },
             insecure: self.insecure,
             headers: self.headers,
+            password,
             proxies,
             ping: (self.ping > 0).then(|| Duration::from_secs(self.ping)),
             connect_timeout: self.connect_timeout,
+            warnings,
         })
     }
+
+    /// The password for the URL's user given where `ps` cannot see it: `--password-file`, else
+    /// `WSSH_PASSWORD`. The URL must name the user, and must not carry a password too.
+    fn password(&self, url: &WsUrl, warnings: &mut Vec<String>) -> Result<Option<String>, Error> {
+        let (from, password) = match &self.password_file {
+            Some(f) => ("--password-file", Some(read_password(f, warnings)?)),
+            None => ("WSSH_PASSWORD", env(&["WSSH_PASSWORD"]).map(|(_, v)| v)),
+        };
+        match (password, &url.userinfo) {
+            (None, _) => Ok(None),
+            (Some(_), None) => Err(usage(format!(
+                "{from} needs a user in the URL: wss://USER@host/"
+            ))),
+            (Some(_), Some(u)) if u.contains(':') => Err(usage(format!(
+                "the URL has a password and {from} gives one too: give it once"
+            ))),
+            (Some(p), Some(_)) => Ok(Some(p)),
+        }
+    }
+}
+
+/// The first line of a password file, without its line end; a warning if others may read it.
+fn read_password(path: &Path, warnings: &mut Vec<String>) -> Result<String, Error> {
+    let err = |e: std::io::Error| usage(format!("--password-file {}: {e}", path.display()));
+    let file = std::fs::File::open(path).map_err(err)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = file.metadata().map_err(err)?.permissions().mode();
+        if mode & 0o044 != 0 {
+            warnings.push(format!(
+                "--password-file {}: other users can read it (mode {:o}); chmod 600 it",
+                path.display(),
+                mode & 0o777
+            ));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = &warnings;
+    let mut line = String::new();
+    std::io::BufReader::new(file.take(64 * 1024))
+        .read_line(&mut line)
+        .map_err(err)?;
+    let line = line.strip_suffix('\n').unwrap_or(&line);
+    let line = line.strip_suffix('\r').unwrap_or(line);
+    if line.is_empty() {
+        return Err(usage(format!(
+            "--password-file {}: the first line is empty",
+            path.display()
+        )));
+    }
+    Ok(line.to_string())
 }
 
 fn client(mut args: Arguments) -> Result<Command, Error> {
     let level = level(&mut args, LevelFilter::Warn);
     let dialer = DialerArgs::take(&mut args)?;
-    let raw: String = args.free_from_str().map_err(|_| usage("missing URL"))?;
+    let raw = url_arg(&mut args)?;
     finish(args)?;
     let url = url::parse(&raw).map_err(usage)?;
-    let dialer = dialer.build(url.tls)?;
+    let dialer = dialer.build(&url)?;
     Ok(Command::Client(ClientConfig { url, dialer }, level))
 }
 
@@ -231,7 +338,7 @@ fn listener(mut args: Arguments, connect: bool) -> Result<Command, Error> {
         .opt_value_from_str("--max-tunnels")
         .map_err(usage)?
         .unwrap_or(1000);
-    let template: String = args.free_from_str().map_err(|_| usage("missing URL"))?;
+    let template = url_arg(&mut args)?;
     finish(args)?;
     let listen = match (listen, connect) {
         (Some(l), _) => l,
@@ -247,7 +354,7 @@ fn listener(mut args: Arguments, connect: bool) -> Result<Command, Error> {
         listen,
         template,
         max_tunnels,
-        dialer: dialer.build(url.tls)?,
+        dialer: dialer.build(&url)?,
     };
     Ok(if connect {
         Command::Connect(cfg, level)

@@ -51,7 +51,16 @@ pub fn open_tunnel(url: &WsUrl, d: &Dialer) -> Result<Shared, Error> {
         Some(c) => crate::tls::connect(c, &url.host, tcp)?,
         None => Stream::Plain(tcp),
     };
-    let ws = ws::client_handshake(stream, url, &d.headers)?;
+    // A password given apart from the URL joins its user (cli checked there is one).
+    let userinfo = match (&d.password, &url.userinfo) {
+        (Some(p), Some(user)) => Some(format!("{user}:{p}")),
+        _ => url.userinfo.clone(),
+    };
+    let with_password = WsUrl {
+        userinfo,
+        ..url.clone()
+    };
+    let ws = ws::client_handshake(stream, &with_password, &d.headers)?;
     log::info!("connected to {}", url.authority());
     Shared::new(ws, d.ping).map_err(setup)
 }

@@ -150,6 +150,7 @@ fn finish(
     early: Vec<u8>,
 ) {
     let peer = sock.peer_addr().map_or("?".into(), |a| a.to_string());
+    let url = crate::redact::url(url);
     let tunnel = match tunnel {
         Ok(t) => t,
         Err(e) => return log::warn!("conn-{id} peer={peer} url={url}: {e}"),

@@ -22,7 +22,8 @@ wssh client: carry stdin and stdout over a WebSocket (use it as an SSH ProxyComm
 
 Usage: wssh client [OPTIONS] URL
 
-URL is ws://[user:pass@]host[:port]/path or wss://...; user:pass is sent as Basic auth.
+URL is ws://[user[:pass]@]host[:port]/path or wss://...; user:pass is sent as Basic auth.
+Keep the password out of the URL (ps shows it): use WSSH_PASSWORD or --password-file.
 Example: ssh -o ProxyCommand='wssh client wss://gw.example.com/ssh/%h:%p' me@db1
 
 Options:
@@ -122,6 +123,8 @@ const DIALER_OPTIONS: &str =
     "  --ca FILE              also trust this PEM CA certificate (repeatable)
   --insecure             do not verify the server's certificate (dangerous: prints a warning)
   -H, --header 'N: v'    send an extra HTTP header (repeatable)
+  --password-file FILE   the password for the URL's user (wss://me@gw/): the first line of
+                         FILE; it never shows in ps, logs or error messages
   --proxy URL            reach the server through this HTTP proxy: http://[user:pass@]host:port
   --ping S               ping after S seconds without a frame from the server; give up on
                          it after 4 x S [default: 30; 0: never]
@@ -132,6 +135,7 @@ Environment (--proxy wins over the first two; no_proxy applies to all):
   https_proxy, HTTPS_PROXY   HTTP proxy for wss:// URLs
   http_proxy                 HTTP proxy for ws:// URLs (HTTP_PROXY is ignored, as curl does)
   no_proxy, NO_PROXY         hosts that skip the proxy: names, .domains, addresses, *
+  WSSH_PASSWORD              the password for the URL's user, unless --password-file is given
 ";
 
 /// A help text with the shared option and environment blocks filled in.

@@ -17,11 +17,13 @@
 //! - `policy`: pure allow or deny of targets (`--allow`, `--hosts`, trusted proxies), and of
 //!   the addresses an allowed name resolves to;
 //! - `url`: pure parsing of ws/wss URLs, connect templates and base64;
+//! - `redact`: pure, what logs and errors may show of a URL or an HTTP head;
 //! - `error`: the one error type.
 //!
 //! Invariants: no async runtime, two OS threads per tunnel, each sleeping in the kernel when
 //! idle; in client mode stdout carries tunnel bytes only (logs go to stderr); the server dials
-//! only what the policy allows; payload is never logged.
+//! only what the policy allows; payload is never logged, nor any secret: URLs, proxy URLs and
+//! HTTP heads reach logs and error messages only through `redact`.
 
 pub mod bridge;
 pub mod cli;
@@ -33,6 +35,7 @@ pub mod listen;
 pub mod policy;
 pub mod proxy;
 pub mod pump;
+pub mod redact;
 pub mod server;
 pub mod tls;
 pub mod url;

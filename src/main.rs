@@ -13,6 +13,7 @@ fn main() {
         }
         Ok(Command::Client(cfg, level)) => {
             logging(level);
+            cfg.dialer.log_warnings();
             // ssh sends SIGHUP when it is done with us: end at once, whatever is in flight.
             let _ = ctrlc::set_handler(|| std::process::exit(130));
             run(wssh::client::run(cfg))
@@ -23,10 +24,12 @@ fn main() {
         }
         Ok(Command::Connect(cfg, level)) => {
             logging(level);
+            cfg.dialer.log_warnings();
             run(wssh::forward::run_connect(cfg))
         }
         Ok(Command::Forward(cfg, level)) => {
             logging(level);
+            cfg.dialer.log_warnings();
             run(wssh::forward::run_forward(cfg))
         }
         Err(e) => wssh::report(&e),

@@ -4,6 +4,7 @@
 //! runs inside that tunnel. It does not read the environment (`cli` does).
 
 use crate::error::Error;
+use crate::redact;
 use crate::url::{base64, join_host_port, percent_decode, split_host_port, WsUrl};
 use crate::ws::{self, HeadError};
 use std::io::{self, Write};
@@ -22,18 +23,24 @@ pub struct ProxyUrl {
 }
 
 impl ProxyUrl {
+    /// Parse a proxy URL; messages show it only redacted.
     pub fn parse(s: &str) -> Result<ProxyUrl, String> {
+        let shown = || format!("proxy {:?}", redact::url(s));
         let rest = s.strip_prefix("http://").unwrap_or(s);
         if rest.contains("://") {
-            return Err(format!("proxy {s:?}: only http:// proxies are supported"));
+            return Err(format!("{}: only http:// proxies are supported", shown()));
         }
         let rest = rest.trim_end_matches('/');
         let (auth, hostport) = match rest.rsplit_once('@') {
-            Some((a, h)) => (Some(percent_decode(a)?), h),
+            Some((a, h)) => {
+                let a =
+                    percent_decode(a).map_err(|e| format!("{}: user or password: {e}", shown()))?;
+                (Some(a), h)
+            }
             None => (None, rest),
         };
         let (host, port) =
-            split_host_port(hostport, 8080).map_err(|e| format!("proxy {s:?}: {e}"))?;
+            split_host_port(hostport, 8080).map_err(|e| format!("{}: {e}", shown()))?;
         Ok(ProxyUrl { host, port, auth })
     }
 
@@ -248,7 +255,7 @@ pub fn connect(proxy: &ProxyUrl, authority: &str, timeout: Duration) -> Result<T
         req += &format!("Proxy-Authorization: Basic {}\r\n", base64(a.as_bytes()));
     }
     req += "\r\n";
-    log::debug!("proxy {}: {}", proxy.authority(), ws::redact(&req));
+    log::debug!("proxy {}: {}", proxy.authority(), redact::head(&req));
     s.write_all(req.as_bytes()).map_err(io)?;
     let (head, rest) = match ws::read_head(&mut s) {
         Ok(x) => x,
@@ -411,6 +418,14 @@ mod tests {
         );
         assert_eq!(ProxyUrl::parse("proxy").unwrap().port, 8080);
         assert!(ProxyUrl::parse("socks5://proxy:1080").is_err());
+        for bad in [
+            "socks5://me:s3cret@proxy:1080",
+            "http://me:s3cret@proxy:x",
+            "http://me:s3cret%@proxy:1",
+        ] {
+            let e = ProxyUrl::parse(bad).unwrap_err();
+            assert!(!e.contains("s3cret") && e.contains("proxy"), "{bad}: {e}");
+        }
     }
 
     #[test]

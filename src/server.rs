@@ -9,6 +9,7 @@ use crate::error::Error;
 use crate::listen::{self, Busy, Hub, Limits};
 use crate::policy::{parse_hosts, real_client, Denied, Route, Target};
 use crate::pump::Shared;
+use crate::redact;
 use crate::tls::Stream;
 use crate::ws::{self, HeadError};
 use std::collections::HashMap;
@@ -173,7 +174,7 @@ fn handshake(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Optio
     };
     log::debug!(
         "conn-{id} request: {}",
-        ws::redact(&String::from_utf8_lossy(&head))
+        redact::head(&String::from_utf8_lossy(&head))
     );
     let client = stream.tcp().peer_addr().ok().and_then(|p| {
         real_client(
@@ -186,7 +187,7 @@ fn handshake(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Optio
     let accept_key = match ws::check_upgrade(&req) {
         Ok(k) => k,
         Err(e) => {
-            let log = format!("{} {}: {e}", req.method, req.target);
+            let log = format!("{} {}: {e}", req.method, redact::url(&req.target));
             return Err(refuse(&mut stream, 400, &e, &log));
         }
     };
@@ -215,11 +216,11 @@ fn handshake(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Optio
     let route = match route(state, &req.target) {
         Ok(r) => r,
         Err(Denied::NotAllowed(t)) => {
-            let log = format!("{}: target {t} not allowed", req.target);
+            let log = format!("{}: target {t} not allowed", redact::url(&req.target));
             return Err(refuse(&mut stream, 403, "target not allowed", &log));
         }
         Err(Denied::BadPath(e)) => {
-            let log = format!("{}: {e}", req.target);
+            let log = format!("{}: {e}", redact::url(&req.target));
             return Err(refuse(&mut stream, 400, &e, &log));
         }
     };

@@ -1,5 +1,8 @@
 //! Pure parsing of `ws://` and `wss://` URLs, Basic credentials and the base64 they are sent in.
 //! No sockets and no DNS here: a `WsUrl` only says where to connect and what to ask for.
+//! Messages quote a URL only through `redact::url`.
+
+use crate::redact;
 
 /// A parsed WebSocket URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,25 +85,43 @@ fn check_host(host: &str, whole: &str) -> Result<String, String> {
 
 /// Parse `ws://[user:pass@]host[:port][/path]` or the same with `wss://`.
 pub fn parse(s: &str) -> Result<WsUrl, String> {
+    // Messages quote the URL only redacted, and only when it has a scheme: a bare word here may
+    // be a secret that slipped out of its option (`-H X-Token: SECRET` without quotes).
+    let shown = || format!("{:?}", redact::url(s));
     let (tls, rest) = if let Some(r) = s.strip_prefix("wss://") {
         (true, r)
     } else if let Some(r) = s.strip_prefix("ws://") {
         (false, r)
+    } else if s.contains("://") {
+        return Err(format!("{} is not a ws:// or wss:// URL", shown()));
     } else {
-        return Err(format!("{s:?} is not a ws:// or wss:// URL"));
+        return Err("the URL must start with ws:// or wss://".into());
     };
     let (authority, path) = match rest.find(['/', '?']) {
         Some(i) if rest[i..].starts_with('/') => (&rest[..i], rest[i..].to_string()),
         Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
         None => (rest, "/".to_string()),
     };
+    if redact::credentials_end(rest).is_some_and(|at| at > authority.len()) {
+        return Err(format!(
+            "{}: an @ after the host; write / as %2F in a password, @ as %40 in a path",
+            shown()
+        ));
+    }
     let (userinfo, hostport) = match authority.rsplit_once('@') {
-        Some((u, h)) => (Some(percent_decode(u)?), h),
+        Some((u, h)) => {
+            let u = percent_decode(u).map_err(|e| format!("{}: user or password: {e}", shown()))?;
+            (Some(u), h)
+        }
         None => (None, authority),
     };
-    let (host, port) = split_host_port(hostport, if tls { 443 } else { 80 })?;
+    let (host, port) = split_host_port(hostport, if tls { 443 } else { 80 })
+        .map_err(|e| format!("{}: {e}", shown()))?;
     if path.bytes().any(|b| b <= b' ' || b == 0x7f) {
-        return Err(format!("spaces or control characters in the path of {s:?}"));
+        return Err(format!(
+            "{}: spaces or control characters in the path",
+            shown()
+        ));
     }
     Ok(WsUrl {
         tls,
@@ -129,24 +150,24 @@ pub fn expand(template: &str, host: &str, port: u16) -> String {
     }
 }
 
-/// Decode `%XX` escapes (for credentials in URLs).
+/// Decode `%XX` escapes (credentials in URLs, names in paths). Errors do not quote the input,
+/// which may be a password: the caller says what it was.
 pub fn percent_decode(s: &str) -> Result<String, String> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' {
-            let hex = s
-                .get(i + 1..i + 3)
-                .ok_or_else(|| format!("bad % escape in {s:?}"))?;
-            out.push(u8::from_str_radix(hex, 16).map_err(|_| format!("bad % escape in {s:?}"))?);
+            let bad = || "bad % escape".to_string();
+            let hex = s.get(i + 1..i + 3).ok_or_else(bad)?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
             i += 3;
         } else {
             out.push(b[i]);
             i += 1;
         }
     }
-    String::from_utf8(out).map_err(|_| format!("credentials in {s:?} are not UTF-8"))
+    String::from_utf8(out).map_err(|_| "not UTF-8 once % escapes are decoded".to_string())
 }
 
 /// Standard base64 with padding (RFC 4648), for Basic auth.
@@ -217,6 +238,25 @@ mod tests {
         check("ws://g w/", Err(()));
         check("ws://gw/a b", Err(()));
         check("ws://[::1/", Err(()));
+        check("ws://me:se/cret@gw/", Err(()));
+        check("ws://gw:1/ssh/a@b", Err(()));
+        check("ws://gw/ssh/a@b", Ok((false, "gw", 80, "/ssh/a@b", None)));
+    }
+
+    #[test]
+    fn errors_show_no_password_nor_query() {
+        for bad in [
+            "http://me:s3cret@gw/?token=t0ken",
+            "ws://me:s3cret@gw:x/?token=t0ken",
+            "ws://me:s3cret%zz@gw/",
+            "ws://me:s3cret@gw/a b?token=t0ken",
+            "ws://me:s3/cret@gw/",
+            "me:s3cret@gw",
+            "s3cret",
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert!(!e.contains("s3") && !e.contains("t0ken"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use crate::error::Error;
 use crate::pump;
+use crate::redact;
 use crate::tls::Stream;
 use crate::url::{base64, WsUrl};
 use std::io::{self, Read, Write};
@@ -210,11 +211,17 @@ pub fn client_handshake(
     if let Some(user) = &url.userinfo {
         req += &format!("Authorization: Basic {}\r\n", base64(user.as_bytes()));
     }
+    // Whatever the user added with -H is theirs to keep out of logs, whatever its name.
+    let mut shown = redact::head(&req);
+    let mut secrets = redact::hidden(&req);
     for h in headers {
         req += &format!("{h}\r\n");
+        let (name, value) = h.split_once(':').unwrap_or((h, ""));
+        shown += &format!(" | {name}: {}", redact::REDACTED);
+        secrets.push(value.trim().to_string());
     }
     req += "\r\n";
-    log::debug!("request to {}: {}", url.authority(), redact(&req));
+    log::debug!("request to {}: {shown}", url.authority());
     let io_err = |e| Error::io(format!("handshake with {}", url.authority()), e);
     s.write_all(req.as_bytes())
         .and_then(|_| s.flush())
@@ -232,13 +239,13 @@ pub fn client_handshake(
         }
         Err(HeadError::Io(e)) => return Err(io_err(e)),
     };
-    let res =
-        parse_response(&head).map_err(|e| Error::Handshake(format!("{e}: {}", snippet(&head))))?;
+    let res = parse_response(&head)
+        .map_err(|e| Error::Handshake(format!("{e}: {}", snippet(&head, &secrets))))?;
     log::debug!("answer: {} {}", res.code, res.reason);
     if res.code != 101 {
         return Err(Error::Refused {
             code: res.code,
-            msg: refusal(&res, &rest, &mut s),
+            msg: refusal(&res, &rest, &mut s, &secrets),
         });
     }
     if header(&res.headers, "sec-websocket-accept") != Some(&derive_accept_key(key.as_bytes())) {
@@ -255,10 +262,10 @@ pub fn client_handshake(
 }
 
 /// `server answered 403 Forbidden: target not allowed`, with `Location` and the body's start.
-fn refusal(res: &Response, rest: &[u8], s: &mut Stream) -> String {
+fn refusal(res: &Response, rest: &[u8], s: &mut Stream, secrets: &[String]) -> String {
     let mut msg = format!("server answered {} {}", res.code, res.reason);
     if let Some(loc) = header(&res.headers, "location") {
-        msg += &format!(", Location: {loc}");
+        msg += &format!(", Location: {}", redact::url(loc));
     }
     let mut body = rest.to_vec();
     let want: usize = header(&res.headers, "content-length")
@@ -271,36 +278,23 @@ fn refusal(res: &Response, rest: &[u8], s: &mut Stream) -> String {
             _ => break,
         }
     }
-    let text = snippet(&body);
+    let text = snippet(&body, secrets);
     if !text.is_empty() {
         msg += &format!(": {text}");
     }
     msg
 }
 
-/// The start of a body or head as one printable line.
-fn snippet(b: &[u8]) -> String {
-    let s = String::from_utf8_lossy(&b[..b.len().min(200)]);
+/// The start of a body or head as one printable line, without our secrets (a peer may echo
+/// the request back).
+fn snippet(b: &[u8], secrets: &[String]) -> String {
+    let s = redact::scrub(&String::from_utf8_lossy(b), secrets);
     let s: String = s
         .chars()
+        .take(200)
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
     s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// A head with credentials and cookies replaced, for debug logs.
-pub fn redact(head: &str) -> String {
-    let secret = ["authorization:", "proxy-authorization:", "cookie:"];
-    head.lines()
-        .filter(|l| !l.is_empty())
-        .map(|l| match l.split_once(':') {
-            Some((n, _)) if secret.contains(&format!("{}:", n.to_ascii_lowercase()).as_str()) => {
-                format!("{n}: [redacted]")
-            }
-            _ => l.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join(" | ")
 }
 
 #[cfg(test)]
@@ -350,14 +344,5 @@ mod tests {
             "Sec-WebSocket-Protocol: base64, binary\r\n"
         )));
         assert!(parse_request(b"\x16\x03\x01garbage\r\n\r\n").is_err());
-    }
-
-    #[test]
-    fn redaction() {
-        let r = redact("GET / HTTP/1.1\r\nAuthorization: Basic eDp5\r\nCookie: a=b\r\nHost: h\r\n");
-        assert_eq!(
-            r,
-            "GET / HTTP/1.1 | Authorization: [redacted] | Cookie: [redacted] | Host: h"
-        );
     }
 }

@@ -376,7 +376,7 @@ fn forward_lets_plain_ssh_reach_sshd() {
 }
 
 /// tinyproxy on loopback with Basic auth `wssh:s3cret`.
-fn tinyproxy() -> (Proc, u16, TempDir) {
+pub fn tinyproxy() -> (Proc, u16, TempDir) {
     let dir = TempDir::new("tinyproxy");
     let port = free_port();
     let conf = format!(
