@@ -367,3 +367,39 @@ fn random_garbage_after_the_handshake_never_hangs_or_kills_the_server() {
     }
     still_serves(&srv);
 }
+
+#[test]
+fn every_x_forwarded_for_line_counts_and_the_right_most_untrusted_address_wins() {
+    let target = Target::sink();
+    let srv = Server::start(&["--target", &target.arg(), "--trusted-proxy", "127.0.0.1"]);
+    let mut s = TcpStream::connect(srv.addr).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    // The first line is the client's own claim; the last is what the proxy saw.
+    let req = "GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 198.51.100.1\r\n\
+               X-Forwarded-For: 203.0.113.9\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+               Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+    s.write_all(req.as_bytes()).unwrap();
+    assert!(read_head(&mut s).starts_with("HTTP/1.1 101"));
+    s.write_all(&frame(8, &1000u16.to_be_bytes())).unwrap();
+    eventually("the tunnel's log line", || srv.log().contains(" target="));
+    let log = srv.log();
+    assert!(log.contains("peer=203.0.113.9 via 127.0.0.1:"), "{log}");
+    assert!(!log.contains("198.51.100.1"), "{log}");
+}
+
+#[test]
+fn a_failed_dial_is_reported_1011_even_when_the_client_already_sent_data() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed); // nothing listens there now
+    let srv = Server::start(&["--target", &format!("127.0.0.1:{port}")]);
+    let mut s = TcpStream::connect(srv.addr).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut req = b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                    Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        .to_vec();
+    req.extend(frame(2, b"SSH-2.0-early bytes the server will never read"));
+    s.write_all(&req).unwrap();
+    assert!(read_head(&mut s).starts_with("HTTP/1.1 101"));
+    assert_eq!(close_code(&mut s), Some(1011), "{}", srv.log());
+}

@@ -162,3 +162,22 @@ fn a_stalled_tls_hello_is_dropped_after_the_handshake_timeout() {
             .contains("handshake timed out (--handshake-timeout)")
     });
 }
+
+#[test]
+fn over_the_tunnel_limit_a_wss_client_reads_the_503_through_tls() {
+    let target = Target::sink();
+    let TlsServer {
+        srv,
+        certs: c,
+        dir: _dir,
+    } = tls_server(&target.arg(), &["--max-tunnels", "1"]);
+    let _first = raw_ws(srv.addr, "/");
+    target.wait_for_tunnel();
+    let r = run_client(&[&srv.url("wss", "/"), "--ca", &c.ca], b"x");
+    assert_eq!(code(&r), Some(1));
+    assert!(
+        r.2.contains("server answered 503 Service Unavailable: too many tunnels (limit 1)"),
+        "{}",
+        r.2
+    );
+}
