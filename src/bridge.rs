@@ -1,11 +1,13 @@
-//! Copy between a local TCP socket and a tunnel, both directions at once, with the close rules
-//! of the README's Protocol section. Used by the server (local = the target) and by connect and
-//! forward (local = the application). It does not open either side.
+//! Copy between a local socket (TCP, or a Unix socket) and a tunnel, both directions at once,
+//! with the close rules of the README's Protocol section. Used by the server (local = the
+//! target) and by connect and forward (local = the application). It does not open either side.
 
 use crate::listen::{Hub, STACK};
 use crate::pump::{Incoming, Shared, CHUNK};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
+#[cfg(unix)]
+use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use tungstenite::protocol::frame::coding::CloseCode;
@@ -30,6 +32,54 @@ impl Side {
     }
 }
 
+/// The local side of a tunnel.
+pub enum Local {
+    Tcp(TcpStream),
+    #[cfg(unix)]
+    Unix(UnixStream),
+}
+
+impl Local {
+    pub fn try_clone(&self) -> io::Result<Local> {
+        Ok(match self {
+            Local::Tcp(s) => Local::Tcp(s.try_clone()?),
+            #[cfg(unix)]
+            Local::Unix(s) => Local::Unix(s.try_clone()?),
+        })
+    }
+
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        match self {
+            Local::Tcp(s) => s.shutdown(how),
+            #[cfg(unix)]
+            Local::Unix(s) => s.shutdown(how),
+        }
+    }
+}
+
+impl Read for &Local {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match *self {
+            Local::Tcp(s) => (&*s).read(buf),
+            #[cfg(unix)]
+            Local::Unix(s) => (&*s).read(buf),
+        }
+    }
+}
+
+impl Write for &Local {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match *self {
+            Local::Tcp(s) => (&*s).write(buf),
+            #[cfg(unix)]
+            Local::Unix(s) => (&*s).write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// How a bridged tunnel went.
 pub struct Outcome {
     /// Bytes from the WebSocket to the local socket, and the other way.
@@ -39,7 +89,7 @@ pub struct Outcome {
 }
 
 /// Run both directions until the tunnel is over; the second direction gets its own thread.
-pub fn run(hub: &Hub, tunnel: &Shared, local: TcpStream, side: Side) -> Outcome {
+pub fn run(hub: &Hub, tunnel: &Shared, local: Local, side: Side) -> Outcome {
     let (to_local, to_ws) = (AtomicU64::new(0), AtomicU64::new(0));
     let ws_gone = AtomicBool::new(false);
     // Dropped when the WebSocket side is done: wakes the other thread waiting for that.
@@ -87,7 +137,7 @@ pub fn run(hub: &Hub, tunnel: &Shared, local: TcpStream, side: Side) -> Outcome 
 }
 
 /// WebSocket to local socket. Ends when the peer closes or fails; returns how.
-fn ws_to_local(tunnel: &Shared, local: &TcpStream, side: Side, count: &AtomicU64) -> String {
+fn ws_to_local(tunnel: &Shared, local: &Local, side: Side, count: &AtomicU64) -> String {
     let mut out = local;
     loop {
         match tunnel.recv() {
@@ -153,7 +203,7 @@ fn fail(tunnel: &Shared, e: WsError) -> String {
 fn local_to_ws(
     hub: &Hub,
     tunnel: &Shared,
-    mut local: TcpStream,
+    local: Local,
     side: Side,
     count: &AtomicU64,
     ws_gone: &AtomicBool,
@@ -165,7 +215,7 @@ fn local_to_ws(
         if buf.len() < CHUNK && count.load(Ordering::Relaxed) >= buf.len() as u64 {
             buf.resize(buf.len() * 2, 0);
         }
-        match local.read(&mut buf) {
+        match (&local).read(&mut buf) {
             Ok(0) if ws_gone.load(Ordering::SeqCst) => return String::new(),
             Ok(0) if hub.stopping() => break (CloseCode::Away, "shutting down".to_string()),
             Ok(0) if side == Side::Client => {

@@ -83,6 +83,12 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<Rule>,
     /// Browser origins allowed to open tunnels (`*`: any); requests without Origin always pass.
     pub origins: Vec<String>,
+    /// Token sources (websockify's token plugins): when present, the token decides the target.
+    pub tokens: Vec<crate::tokens::Source>,
+    /// The token is the Host header (without its port), not the `token` query parameter.
+    pub host_token: bool,
+    /// The fixed target is this Unix socket.
+    pub unix_target: Option<PathBuf>,
 }
 
 fn usage(msg: impl std::fmt::Display) -> Error {
@@ -373,6 +379,13 @@ fn socket_addr(flag: &str, s: &str) -> Result<SocketAddr, Error> {
 fn server(mut args: Arguments) -> Result<Command, Error> {
     let level = level(&mut args, LevelFilter::Info);
     let tls_only = args.contains("--tls-only");
+    let host_token = args.contains("--host-token");
+    let tokens_once = args.contains("--tokens-read-once");
+    let token_file: Option<PathBuf> = args.opt_value_from_str("--tokens").map_err(usage)?;
+    let token_dir: Option<PathBuf> = args.opt_value_from_str("--token-dir").map_err(usage)?;
+    let unix_token_dir: Option<PathBuf> =
+        args.opt_value_from_str("--unix-token-dir").map_err(usage)?;
+    let unix_target: Option<PathBuf> = args.opt_value_from_str("--unix-target").map_err(usage)?;
     let listen: String = args
         .opt_value_from_str("--listen")
         .map_err(usage)?
@@ -437,6 +450,29 @@ fn server(mut args: Arguments) -> Result<Command, Error> {
         return Err(usage("--max-tunnels and --max-pending must be at least 1"));
     }
     let policy = Policy { fixed, rules };
+    use crate::tokens::Source;
+    let mut tokens = Vec::new();
+    if let Some(path) = token_file {
+        tokens.push(Source::File {
+            path,
+            once: tokens_once,
+        });
+    } else if tokens_once {
+        return Err(usage("--tokens-read-once goes with --tokens"));
+    }
+    tokens.extend(token_dir.map(Source::Names));
+    tokens.extend(unix_token_dir.map(Source::Sockets));
+    if host_token && tokens.is_empty() {
+        return Err(usage(
+            "--host-token needs a token source (--tokens, --token-dir, --unix-token-dir)",
+        ));
+    }
+    crate::tokens::Tokens::new(tokens.clone())
+        .check()
+        .map_err(|e| usage(format!("tokens: {e}")))?;
+    if cfg!(not(unix)) && unix_target.is_some() {
+        return Err(usage("--unix-target: no Unix sockets on this system"));
+    }
     let cfg = ServerConfig {
         listen,
         policy,
@@ -455,6 +491,9 @@ fn server(mut args: Arguments) -> Result<Command, Error> {
             .iter()
             .map(|o| o.trim_end_matches('/').to_ascii_lowercase())
             .collect(),
+        tokens,
+        host_token,
+        unix_target,
     };
     Ok(Command::Server(Box::new(cfg), level))
 }

@@ -164,6 +164,7 @@ fn finish(
             return log::warn!("conn-{id} peer={peer} url={url}: send: {e}");
         }
     }
+    let sock = bridge::Local::Tcp(sock);
     let registered = match hub.register(id, &sock) {
         Ok(r) => r,
         Err(e) => {

@@ -56,6 +56,15 @@ Options:
                          name (glob or --hosts) that resolves to a loopback, link-local or
                          this server's own address needs a CIDR rule for that address too.
   --hosts FILE           NAME HOST:PORT per line; /ssh/NAME goes there (re-read on change)
+  --unix-target PATH     the fixed target is this Unix socket
+  --tokens PATH          websockify token file, or a directory of them: `TOKEN: HOST:PORT`
+                         or `TOKEN: unix_socket:PATH` lines; the request's ?token= picks the
+                         target, whatever the path (re-read on change; a withdrawn token
+                         ends its tunnels within 2 s)
+  --tokens-read-once     read --tokens once, at start
+  --token-dir DIR        the file DIR/TOKEN holds HOST:PORT
+  --unix-token-dir DIR   DIR/TOKEN is a Unix socket to connect to
+  --host-token           take the token from the Host header (without its port) instead
   --cert FILE --key FILE serve wss:// too (PEM chain, PKCS#8 PEM key); plain ws:// stays on
                          the same port, told apart by the first byte
   --tls-only             refuse plain ws:// (needs --cert and --key)

@@ -38,6 +38,7 @@ pub mod pump;
 pub mod redact;
 pub mod server;
 pub mod tls;
+pub mod tokens;
 pub mod url;
 pub mod ws;
 

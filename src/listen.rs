@@ -7,6 +7,7 @@
 //! loop and cut the local sockets of open tunnels so each closes cleanly.
 //! It knows nothing of HTTP or WebSocket; the handlers report progress and ask for admission.
 
+use crate::bridge::Local;
 use crate::error::Error;
 use crate::policy::Rule;
 use std::collections::HashMap;
@@ -90,7 +91,7 @@ pub struct Hub {
     active: AtomicUsize,
     counts: Mutex<Counts>,
     /// Local sockets of open tunnels, cut on shutdown.
-    open: Mutex<HashMap<u64, TcpStream>>,
+    open: Mutex<HashMap<u64, Local>>,
     log: RateLog,
 }
 
@@ -174,7 +175,7 @@ impl Hub {
 
     /// Let shutdown cut this tunnel's local socket until the returned guard is dropped. Cut at
     /// once if shutdown has begun. Fails when the socket cannot be cloned (out of descriptors).
-    pub fn register(&self, id: u64, sock: &TcpStream) -> io::Result<Registered<'_>> {
+    pub fn register(&self, id: u64, sock: &Local) -> io::Result<Registered<'_>> {
         lock(&self.open).insert(id, sock.try_clone()?);
         if self.stopping() {
             let _ = sock.shutdown(Shutdown::Both);

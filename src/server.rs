@@ -3,7 +3,7 @@
 //! connection (`conn-N`) plus one for the second direction; one log line per tunnel at its end.
 //! It does not decide what is allowed (`policy`) or how frames move (`pump`).
 
-use crate::bridge::{self, Side};
+use crate::bridge::{self, Local, Side};
 use crate::cli::ServerConfig;
 use crate::error::Error;
 use crate::listen::{self, Busy, Hub, Limits};
@@ -11,6 +11,7 @@ use crate::policy::{parse_hosts, real_client, Denied, Route, Target};
 use crate::pump::Shared;
 use crate::redact;
 use crate::tls::Stream;
+use crate::tokens::{Dest, Tokens};
 use crate::ws::{self, HeadError};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, TcpStream};
@@ -24,6 +25,7 @@ use tungstenite::protocol::Role;
 struct State {
     cfg: ServerConfig,
     hosts: Mutex<HostsCache>,
+    tokens: Tokens,
     /// This machine's interface addresses, read at start-up: a name must not lead there.
     own: Vec<IpAddr>,
 }
@@ -52,6 +54,7 @@ pub fn run(cfg: ServerConfig) -> Result<(), Error> {
     });
     log::debug!("own addresses: {own:?}");
     let state = Arc::new(State {
+        tokens: Tokens::new(cfg.tokens.clone()),
         cfg,
         hosts: Mutex::new(HostsCache::default()),
         own,
@@ -213,38 +216,40 @@ fn handshake(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Optio
             return Err(refuse(&mut stream, 503, &body, &body));
         }
     };
-    let route = match route(state, &req.target) {
+    let binary = match ws::subprotocol(&req) {
+        Ok(b) => b,
+        Err(e) => return Err(refuse(&mut stream, 400, &e, &e)),
+    };
+    let (way, token) = match route(state, &req) {
         Ok(r) => r,
-        Err(Denied::NotAllowed(t)) => {
-            let log = format!("{}: target {t} not allowed", redact::url(&req.target));
-            return Err(refuse(&mut stream, 403, "target not allowed", &log));
-        }
-        Err(Denied::BadPath(e)) => {
-            let log = format!("{}: {e}", redact::url(&req.target));
-            return Err(refuse(&mut stream, 400, &e, &log));
+        Err((code, body, log)) => {
+            let log = format!("{}: {log}", redact::url(&req.target));
+            return Err(refuse(&mut stream, code, &body, &log));
         }
     };
     // --connect-timeout is one deadline for the lookup, before the answer, and the connect.
     let deadline = Instant::now() + cfg.connect_timeout;
-    let addrs = match addresses(state, &route, deadline) {
-        Ok(a) => a,
-        Err((code, body)) => {
-            let log = format!("{}: {body}", req.target);
-            return Err(refuse(&mut stream, code, &body, &log));
-        }
+    let addrs = match &way {
+        Way::Net(route) => match addresses(state, route, deadline) {
+            Ok(a) => a,
+            Err((code, body)) => {
+                let log = format!("{}: {body}", redact::url(&req.target));
+                return Err(refuse(&mut stream, code, &body, &log));
+            }
+        },
+        Way::Unix(..) => Vec::new(),
     };
-    ws::accept(&mut stream, &accept_key, ws::offers_binary(&req))
-        .map_err(|e| Error::io("answer", e))?;
+    ws::accept(&mut stream, &accept_key, binary).map_err(|e| Error::io("answer", e))?;
     let websocket = crate::pump::websocket(stream, rest, Role::Server);
     let tunnel = Shared::new(websocket, cfg.ping).map_err(setup)?;
 
-    let target_name = route.target().to_string();
-    let dialled = crate::proxy::connect_any(&target_name, &addrs, deadline).and_then(|tcp| {
-        let r = hub.register(id, &tcp);
-        r.map(|r| (tcp, r))
+    let target_name = way.to_string();
+    let dialled = dial(&way, &addrs, deadline).and_then(|local| {
+        let r = hub.register(id, &local);
+        r.map(|r| (local, r))
             .map_err(|e| Error::io("keep track of the tunnel", e))
     });
-    let (tcp, _registered) = match dialled {
+    let (local, _registered) = match dialled {
         Ok(x) => x,
         Err(e) => {
             // Tell the client why, and let it read that before the socket goes.
@@ -254,7 +259,12 @@ fn handshake(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Optio
             return Err(e);
         }
     };
-    let o = bridge::run(hub, &tunnel, tcp, Side::Server);
+    // A tunnel opened by a token ends when the token is withdrawn.
+    let _watched = match (&token, local.try_clone()) {
+        (Some(t), Ok(clone)) => Some(state.tokens.watch(id, t.clone(), clone)),
+        _ => None,
+    };
+    let o = bridge::run(hub, &tunnel, local, Side::Server);
     Ok(Some(Summary {
         client,
         target: target_name,
@@ -303,13 +313,76 @@ fn addresses(
     }
 }
 
-/// Route a path, re-reading the hosts file first if it changed.
-fn route(state: &State, path: &str) -> Result<Route, Denied> {
+/// Where a tunnel goes: a routed TCP target, or a Unix socket.
+enum Way {
+    Net(Route),
+    /// The socket, and how to name it in logs (a token directory's entry is a secret).
+    Unix(PathBuf, String),
+}
+
+impl std::fmt::Display for Way {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Way::Net(r) => r.target().fmt(f),
+            Way::Unix(_, name) => f.write_str(name),
+        }
+    }
+}
+
+/// Connect to where a tunnel goes, by `deadline`.
+fn dial(way: &Way, addrs: &[SocketAddr], deadline: Instant) -> Result<Local, Error> {
+    match way {
+        Way::Net(r) => {
+            crate::proxy::connect_any(&r.target().to_string(), addrs, deadline).map(Local::Tcp)
+        }
+        #[cfg(unix)]
+        Way::Unix(path, name) => std::os::unix::net::UnixStream::connect(path)
+            .map(Local::Unix)
+            .map_err(|source| Error::Dial {
+                addr: name.clone(),
+                source,
+            }),
+        #[cfg(not(unix))]
+        Way::Unix(_, name) => Err(Error::Handshake(format!("{name}: no Unix sockets here"))),
+    }
+}
+
+/// Route a request: by its token when token sources are configured, else by its path (the
+/// hosts file re-read first if it changed). A refusal is (status, body, log line). Returns the
+/// token too, to end the tunnel if it is withdrawn.
+fn route(state: &State, req: &ws::Request) -> Result<(Way, Option<String>), (u16, String, String)> {
+    let cfg = &state.cfg;
+    if state.tokens.configured() {
+        let host = ws::header(&req.headers, "host");
+        let Some(token) = crate::tokens::from_request(&req.target, host, cfg.host_token) else {
+            let why = "no token in the request";
+            return Err((403, why.into(), why.into()));
+        };
+        return match state.tokens.lookup(&token) {
+            Ok(Some((Dest::Tcp(t), _))) => Ok((Way::Net(Route::Direct(t)), Some(token))),
+            Ok(Some((Dest::Unix(p), name))) => Ok((Way::Unix(p, name), Some(token))),
+            Ok(None) => Err((403, "unknown token".into(), "unknown token".into())),
+            Err(e) => Err((503, "token lookup failed".into(), e)),
+        };
+    }
     let mut hosts = state.hosts.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(file) = &state.cfg.hosts_file {
+    if let Some(file) = &cfg.hosts_file {
         reload_hosts(file, &mut hosts);
     }
-    state.cfg.policy.route(path, &hosts.map)
+    match cfg.policy.route(&req.target, &hosts.map) {
+        Ok(Route::Direct(t)) if t == cfg.policy.fixed && cfg.unix_target.is_some() => {
+            let p = cfg.unix_target.clone().unwrap_or_default();
+            let name = format!("unix:{}", p.display());
+            Ok((Way::Unix(p, name), None))
+        }
+        Ok(r) => Ok((Way::Net(r), None)),
+        Err(Denied::NotAllowed(t)) => Err((
+            403,
+            "target not allowed".into(),
+            format!("target {t} not allowed"),
+        )),
+        Err(Denied::BadPath(e)) => Err((400, e.clone(), e)),
+    }
 }
 
 fn reload_hosts(file: &PathBuf, cache: &mut HostsCache) {

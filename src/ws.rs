@@ -166,6 +166,18 @@ pub fn offers_binary(req: &Request) -> bool {
     has_token(&req.headers, "sec-websocket-protocol", "binary")
 }
 
+/// The one subprotocol rule: none offered, none selected (`Ok(false)`); a list with `binary`
+/// in it (white space around items tolerated), `binary` (`Ok(true)`); anything else, 400.
+pub fn subprotocol(req: &Request) -> Result<bool, String> {
+    if header(&req.headers, "sec-websocket-protocol").is_none() {
+        Ok(false)
+    } else if offers_binary(req) {
+        Ok(true)
+    } else {
+        Err("unsupported subprotocol: offer binary, or none".into())
+    }
+}
+
 /// Answer a request with an error status and a one-line plain-text body, then close.
 pub fn refuse(s: &mut impl Write, code: u16, reason: &str, body: &str) -> io::Result<()> {
     let r = format!(

@@ -9,4 +9,5 @@ mod ssh;
 mod support;
 mod targets;
 mod tls;
+mod tokens;
 mod tunnel;
