@@ -97,15 +97,24 @@ impl Rule {
             return false;
         }
         match &self.hosts {
-            HostPattern::Glob(g) => {
-                t.host.parse::<IpAddr>().is_err() && glob(g, &t.host.to_ascii_lowercase())
-            }
+            HostPattern::Glob(g) => is_name(&t.host) && glob(g, &t.host.to_ascii_lowercase()),
             HostPattern::Cidr(net, bits) => match t.host.parse::<IpAddr>() {
                 Ok(ip) => in_cidr(ip, *net, *bits),
                 Err(_) => false,
             },
         }
     }
+}
+
+/// Is `host` a name, not an address in any form the resolver reads as one: IPv6 (with or
+/// without a zone, `::1%1`) or IPv4 in inet_aton's forms too (`127.1`, `0x7f000001`,
+/// `2130706433`): dot-separated numbers, decimal, octal or hex.
+fn is_name(host: &str) -> bool {
+    let number = |p: &str| match p.strip_prefix("0x").or_else(|| p.strip_prefix("0X")) {
+        Some(hex) => hex.bytes().all(|b| b.is_ascii_hexdigit()),
+        None => !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()),
+    };
+    !host.contains([':', '%']) && !host.split('.').all(number)
 }
 
 /// `*` matches any run of characters, `?` one; everything else is literal.
@@ -261,6 +270,23 @@ mod tests {
         check(&["*.corp:*"], "/ssh/a.corp:23", Ok("a.corp:23"));
         check(&["*.corp"], "/ssh/a.corp.evil", Err("403"));
         check(&["*"], "/ssh/10.0.0.1", Err("403")); // globs never match IP literals
+
+        // Found by the fuzz target `route`: "101" passed the glob "*", and the resolver dials
+        // it as 0.0.0.101. Nor may any other form it reads as an address pass a glob.
+        check(&["*"], "/ssh/101", Err("403"));
+        check(&["*"], "/ssh/127.1", Err("403"));
+        check(&["*"], "/ssh/0x7f.1", Err("403"));
+        check(&["*"], "/ssh/0X7F000001", Err("403"));
+        check(&["*"], "/ssh/2130706433", Err("403"));
+        check(&["*"], "/ssh/0177.0.0.1", Err("403"));
+        check(&["*:*"], "/ssh/[::1%251]:80", Err("403")); // [::1%1]:80, a zone index
+        check(&["*"], "/ssh/host1", Ok("host1:22"));
+        check(
+            &["*"],
+            "/ssh/0xbeefcafe.example",
+            Ok("0xbeefcafe.example:22"),
+        );
+        check(&["*"], "/ssh/1.2.3.4.example", Ok("1.2.3.4.example:22"));
         check(
             &["10.0.0.0/8:22-2222"],
             "/ssh/10.1.2.3:2222",
