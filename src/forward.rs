@@ -83,33 +83,51 @@ fn request(sock: &TcpStream) -> Result<(String, u16, Vec<u8>), Option<String>> {
     let _ = sock.set_read_timeout(Some(HEAD_TIMEOUT));
     let _ = sock.set_write_timeout(Some(HEAD_TIMEOUT));
     let mut s = sock;
-    let refuse = |code, reason, body: &str| {
-        let _ = ws::refuse(&mut &*sock, code, reason, body);
-        Some(format!("{code} {reason}: {body}"))
+    let refuse = |r: Refusal| {
+        let _ = ws::refuse(&mut &*sock, r.code, r.reason, &r.body);
+        Some(format!("{} {}: {}", r.code, r.reason, r.body))
     };
     let (head, rest) = match ws::read_head(&mut s) {
         Ok(x) => x,
         Err(HeadError::Empty) => return Err(None),
         Err(HeadError::TooLarge) => {
-            return Err(refuse(
+            return Err(refuse(Refusal::new(
                 431,
                 "Request Header Fields Too Large",
                 "request head too large",
-            ))
+            )))
         }
         Err(HeadError::Io(e)) => return Err(Some(format!("read request: {e}"))),
     };
-    let req = ws::parse_request(&head).map_err(|e| refuse(400, "Bad Request", &e))?;
+    let (host, port) = parse_connect(&head).map_err(refuse)?;
+    Ok((host, port, rest))
+}
+
+/// Why a request was refused: the HTTP status, its reason phrase and a one-line body.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: u16,
+    pub reason: &'static str,
+    pub body: String,
+}
+
+impl Refusal {
+    fn new(code: u16, reason: &'static str, body: &str) -> Refusal {
+        let body = body.to_string();
+        Refusal { code, reason, body }
+    }
+}
+
+/// Check a CONNECT request head (pure): the host and a non-zero port it asks for, or the refusal.
+pub fn parse_connect(head: &[u8]) -> Result<(String, u16), Refusal> {
+    let req = ws::parse_request(head).map_err(|e| Refusal::new(400, "Bad Request", &e))?;
     if req.method != "CONNECT" {
-        return Err(refuse(
-            405,
-            "Method Not Allowed",
-            "this is a CONNECT proxy for wssh tunnels",
-        ));
+        let body = "this is a CONNECT proxy for wssh tunnels";
+        return Err(Refusal::new(405, "Method Not Allowed", body));
     }
     match crate::url::split_host_port(&req.target, 0) {
-        Ok((host, port)) if port != 0 => Ok((host, port, rest)),
-        _ => Err(refuse(400, "Bad Request", "CONNECT needs host:port")),
+        Ok((host, port)) if port != 0 => Ok((host, port)),
+        _ => Err(Refusal::new(400, "Bad Request", "CONNECT needs host:port")),
     }
 }
 
@@ -184,4 +202,44 @@ fn finish(
         start.elapsed().as_secs_f64(),
         if o.end.is_empty() { "closed" } else { &o.end }
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `expected`: the host and port, or the refusal's status code.
+    fn check(input: &str, expected: Result<(&str, u16), u16>) {
+        let got = parse_connect(input.as_bytes()).map_err(|r| r.code);
+        let expected = expected.map(|(h, p)| (h.to_string(), p));
+        assert_eq!(got, expected, "{input:?}");
+    }
+
+    #[test]
+    fn connect_heads() {
+        // What curl (-p -x) and PuTTY (HTTP proxy) send.
+        check(
+            "CONNECT db1:22 HTTP/1.1\r\nHost: db1:22\r\nUser-Agent: curl/8.5.0\r\n\
+             Proxy-Connection: Keep-Alive\r\n\r\n",
+            Ok(("db1", 22)),
+        );
+        check(
+            "CONNECT db1:22 HTTP/1.1\r\nHost: db1:22\r\n\r\n",
+            Ok(("db1", 22)),
+        );
+        check(
+            "CONNECT 10.0.0.5:2222 HTTP/1.0\r\n\r\n",
+            Ok(("10.0.0.5", 2222)),
+        );
+        check("CONNECT [::1]:22 HTTP/1.1\r\n\r\n", Ok(("::1", 22)));
+        check("CONNECT db1 HTTP/1.1\r\n\r\n", Err(400)); // no port
+        check("CONNECT db1:0 HTTP/1.1\r\n\r\n", Err(400));
+        check("CONNECT db1:65536 HTTP/1.1\r\n\r\n", Err(400));
+        check("CONNECT ::1 HTTP/1.1\r\n\r\n", Err(400)); // bare IPv6: no port
+        check("CONNECT a b:22 HTTP/1.1\r\n\r\n", Err(400));
+        check("GET http://db1/ HTTP/1.1\r\nHost: db1\r\n\r\n", Err(405));
+        check("CONNECT db1:22 HTTP/1.1\r\n", Err(400)); // head not complete
+        check("\x16\x03\x01\x02\x00\r\n\r\n", Err(400)); // a TLS hello
+        check("", Err(400));
+    }
 }

@@ -488,6 +488,27 @@ mod tests {
         check(&["*.corp:*"], "/ssh/a.corp:23", Ok("a.corp:23, screened"));
         check(&["*.corp"], "/ssh/a.corp.evil", Err("403"));
         check(&["*"], "/ssh/10.0.0.1", Err("403")); // globs never match IP literals
+
+        // Found by the fuzz target `route`: "101" passed the glob "*", and the resolver dials
+        // it as 0.0.0.101. Nor may any other form it reads as an address pass a glob.
+        check(&["*"], "/ssh/101", Err("403"));
+        check(&["*:*"], "/ssh/127.1:80", Err("403"));
+        check(&["*:*"], "/ssh/0x7f.1:80", Err("403"));
+        check(&["*:*"], "/ssh/0X7F000001:80", Err("403"));
+        check(&["*:*"], "/ssh/2130706433:80", Err("403"));
+        check(&["*:*"], "/ssh/0177.0.0.1:80", Err("403"));
+        check(&["*:*"], "/ssh/[::1%251]:80", Err("403")); // [::1%1]:80, a zone index
+        check(&["*"], "/ssh/host1", Ok("host1:22, screened"));
+        check(
+            &["*"],
+            "/ssh/0xbeefcafe.example",
+            Ok("0xbeefcafe.example:22, screened"),
+        );
+        check(
+            &["*"],
+            "/ssh/1.2.3.4.example",
+            Ok("1.2.3.4.example:22, screened"),
+        );
         check(
             &["10.0.0.0/8:22-2222"],
             "/ssh/10.1.2.3:2222",

@@ -132,12 +132,14 @@ pub fn parse(s: &str) -> Result<WsUrl, String> {
     })
 }
 
-/// Fill a connect URL template for one request.
+/// Fill a connect URL template for one request. A `%` in the host (an IPv6 zone) goes in
+/// as `%25`: the server percent-decodes the path.
 pub fn expand(template: &str, host: &str, port: u16) -> String {
+    let host = host.replace('%', "%25");
     let host = if host.contains(':') {
         format!("[{host}]")
     } else {
-        host.to_string()
+        host
     };
     if template.contains("{host}") || template.contains("{port}") {
         template
@@ -282,6 +284,17 @@ mod tests {
         );
         assert_eq!(expand("wss://gw/ssh/", "::1", 22), "wss://gw/ssh/[::1]:22");
         assert_eq!(expand("wss://gw/fixed", "db1", 22), "wss://gw/fixed");
+        // Found by the fuzz target `connect`: `CONNECT %b1:22` went out as /ssh/%b1:22, which
+        // the server decodes to something else (here: not UTF-8, 400).
+        assert_eq!(expand("wss://gw/ssh/", "%b1", 22), "wss://gw/ssh/%25b1:22");
+        assert_eq!(
+            expand("wss://gw/ssh/{host}:{port}", "fe80::1%2", 22),
+            "wss://gw/ssh/[fe80::1%252]:22"
+        );
+        assert_eq!(
+            percent_decode("[fe80::1%252]:22").unwrap(),
+            "[fe80::1%2]:22"
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use tungstenite::handshake::derive_accept_key;
 use tungstenite::protocol::Role;
 use tungstenite::WebSocket;
 
-/// Largest HTTP head (request or response) wssh reads.
+/// Largest HTTP head (request or response) wssh reads, its blank line included.
 pub const MAX_HEAD: usize = 16 * 1024;
 const MAX_HEADERS: usize = 64;
 
@@ -57,7 +57,11 @@ pub fn read_head(s: &mut impl Read) -> Result<(Vec<u8>, Vec<u8>), HeadError> {
         };
         let from = buf.len().saturating_sub(3);
         buf.extend_from_slice(&chunk[..n]);
+        // The limit holds however the bytes arrive: a last read may run past it.
         if let Some(i) = buf[from..].windows(4).position(|w| w == b"\r\n\r\n") {
+            if from + i + 4 > MAX_HEAD {
+                return Err(HeadError::TooLarge);
+            }
             let rest = buf.split_off(from + i + 4);
             return Ok((buf, rest));
         }
@@ -313,14 +317,34 @@ fn snippet(b: &[u8], secrets: &[String]) -> String {
 mod tests {
     use super::*;
 
+    /// Read `input` whole (as far as it fits one read) and one byte per read: same outcome.
     fn check(input: &[u8], expected: Result<(usize, usize), &str>) {
-        let got = match read_head(&mut &input[..]) {
+        struct Bytewise<'a>(&'a [u8]);
+        impl Read for Bytewise<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let n = self.0.len().min(buf.len()).min(1);
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let show = |r: Result<(Vec<u8>, Vec<u8>), HeadError>| match r {
             Ok((h, r)) => Ok((h.len(), r.len())),
             Err(HeadError::Empty) => Err("empty"),
             Err(HeadError::TooLarge) => Err("large"),
             Err(HeadError::Io(_)) => Err("io"),
         };
-        assert_eq!(got, expected);
+        assert_eq!(show(read_head(&mut &input[..])), expected, "whole");
+        let bytewise = expected.map(|(h, _)| (h, 0)); // nothing is read past the head
+        assert_eq!(show(read_head(&mut Bytewise(input))), bytewise, "bytewise");
+    }
+
+    /// A request head of `len` bytes, blank line included.
+    fn head_of(len: usize) -> Vec<u8> {
+        let mut h = b"GET / HTTP/1.1\r\nX-Pad: ".to_vec();
+        h.resize(len - 4, b'a');
+        h.extend_from_slice(b"\r\n\r\n");
+        h
     }
 
     #[test]
@@ -336,6 +360,14 @@ mod tests {
         check(&exact, Ok((MAX_HEAD, 0)));
         exact.insert(0, b'a');
         check(&exact, Err("large"));
+        check(&[b'a'; MAX_HEAD], Err("large"));
+        check(&[b'a'; MAX_HEAD - 1], Err("io"));
+        check(&head_of(MAX_HEAD), Ok((MAX_HEAD, 0)));
+        // Found by the fuzz target `head`: 16,389 bytes came through when the last read of
+        // 2,048 bytes ended past the limit, and the outcome depended on how reads were cut.
+        check(&head_of(MAX_HEAD + 1), Err("large"));
+        check(&head_of(MAX_HEAD + 5), Err("large"));
+        check(&head_of(MAX_HEAD + 2048), Err("large"));
     }
 
     #[test]
