@@ -43,8 +43,13 @@ fuzz_target!(|data: &[u8]| {
         );
         assert!(u.path.starts_with("/ssh/"), "{url}");
         // And the server reads the same target back out of the path.
+        // Addresses come back in canonical form (127.1 is 127.0.0.1), and a host that is
+        // neither a name nor an address is refused: compare names only.
+        if !matches!(wssh::policy::classify(&host), Ok(wssh::policy::Host::Name(_))) {
+            return;
+        }
         let read = match policy.route(&u.path, &HashMap::new()) {
-            Ok(t) => t.to_string(),
+            Ok(r) => r.target().to_string(),
             Err(Denied::NotAllowed(t)) => t,
             Err(Denied::BadPath(e)) => format!("bad path: {e}"),
         };

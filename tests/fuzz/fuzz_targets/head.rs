@@ -1,6 +1,6 @@
 //! Fuzz target `head`: what a stranger's bytes meet first. `ws::read_head` reads a head from a
 //! reader (whole, in small pieces, or with interrupted reads), then `parse_request`,
-//! `check_upgrade`, `offers_binary`, `header` and `redact` (server side) and `parse_response`
+//! `check_upgrade`, `offers_binary`, `subprotocol`, `header` and `redact` (server side) and `parse_response`
 //! (the client reads server and proxy answers) take it.
 //!
 //! Input: byte 0 is how the reader delivers (bits 0-6: piece size, 0 = up to the whole slice
@@ -118,10 +118,14 @@ fuzz_target!(|data: &[u8]| {
             );
         }
         let _ = ws::offers_binary(&req);
+        if let Ok(true) = ws::subprotocol(&req) {
+            assert!(ws::offers_binary(&req), "binary selected without being offered");
+        }
+        let _ = wssh::redact::url(&req.target);
         let _ = ws::header(&req.headers, "x-forwarded-for");
         let _ = ws::header(&req.headers, "origin");
     }
-    let _ = ws::redact(&String::from_utf8_lossy(head));
+    let _ = wssh::redact::head(&String::from_utf8_lossy(head));
     if let Ok(res) = ws::parse_response(head) {
         assert!(
             res.code <= 999,
