@@ -413,7 +413,7 @@ fn server(mut args: Arguments) -> Result<Command, Error> {
     let max_pending_per_ip: usize = args
         .opt_value_from_str("--max-pending-per-ip")
         .map_err(usage)?
-        .unwrap_or(16);
+        .unwrap_or(64);
     let handshake_timeout = seconds(&mut args, "--handshake-timeout", 10)?;
     let connect_timeout = seconds(&mut args, "--connect-timeout", 10)?;
     let ping: u64 = args

@@ -76,7 +76,7 @@ Options:
                          silent for the longest is dropped for the newcomer [default: 256]
   --max-pending-per-ip N connections in TLS or HTTP from one address (IPv6: per /64);
                          more are refused; --trusted-proxy addresses are exempt
-                         [default: 16; 0: no cap]
+                         [default: 64; 0: no cap]
   --handshake-timeout S  seconds a client has, in all, to finish TLS and HTTP [default: 10]
   --connect-timeout S    seconds to resolve a target and connect to it: one deadline for
                          the lookup and all its addresses [default: 10]
