@@ -7,6 +7,8 @@
 //! - `client`: `wssh client URL`, stdin/stdout to a WebSocket (the ProxyCommand), and the
 //!   opening of a tunnel that every client-side mode uses;
 //! - `server`: `wssh server`, sniff TLS, upgrade, route, dial;
+//! - `web`: `--web DIR`, static pages: pure path resolution, and files opened so that nothing
+//!   outside DIR is ever read;
 //! - `bridge`: a TCP socket to a tunnel, both directions, with the close rules;
 //! - `listen`: the accept loop, signals and shutdown of the listening modes;
 //! - `proxy`: outgoing TCP (name lookup and connect within one deadline), direct or through an
@@ -39,6 +41,7 @@ pub mod redact;
 pub mod server;
 pub mod tls;
 pub mod url;
+pub mod web;
 pub mod ws;
 
 /// Print a failure as one `error: ...` line on stderr and give its exit code.
