@@ -16,6 +16,7 @@
 //! - `ws`: HTTP heads and the opening handshake, both sides, bounded;
 //! - `pump`: one tunnel's WebSocket shared by its two threads, keepalive, the readiness wait;
 //! - `tls`: the client's connector and the server's acceptor, the plain-or-TLS `Stream`;
+//! - `origin`: pure allow or deny of a browser's `Origin` (`--origin`, same origin with `--web`);
 //! - `policy`: pure allow or deny of targets (`--allow`, `--hosts`, trusted proxies), and of
 //!   the addresses an allowed name resolves to;
 //! - `url`: pure parsing of ws/wss URLs, connect templates and base64;
@@ -34,6 +35,7 @@ pub mod error;
 pub mod forward;
 pub mod help;
 pub mod listen;
+pub mod origin;
 pub mod policy;
 pub mod proxy;
 pub mod pump;
