@@ -6,7 +6,7 @@
 //! - `forward`: `wssh connect` (local CONNECT proxy) and `wssh forward` (local port forward);
 //! - `client`: `wssh client URL`, stdin/stdout to a WebSocket (the ProxyCommand), and the
 //!   opening of a tunnel that every client-side mode uses;
-//! - `server`: `wssh server`, sniff TLS, upgrade, route, dial;
+//! - `server`: `wssh server`, sniff TLS, read requests (pages on the way), upgrade, route, dial;
 //! - `web`: `--web DIR`, static pages: pure path resolution, and files opened so that nothing
 //!   outside DIR is ever read;
 //! - `bridge`: a TCP socket to a tunnel, both directions, with the close rules;
