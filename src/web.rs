@@ -418,11 +418,11 @@ impl Web {
     /// Open what a resolved path names, safely (see the module's top), and decide what it is.
     fn find(&self, r: &Resolved, query: Option<&str>) -> Result<Found, &'static str> {
         let rel = r.rel();
-        let (dir, meta) = self.open(&rel)?;
+        let (opened, meta) = self.open(&rel)?;
         if meta.is_file() {
             return match r.slash {
                 true => Err("a file asked for as a directory"),
-                false => Ok(Found::File(dir, meta)),
+                false => Ok(Found::File(opened, meta)),
             };
         }
         if !meta.is_dir() {
@@ -446,7 +446,7 @@ impl Web {
             }
             _ => {}
         }
-        let names = sys::entries(&dir).map_err(|_| "cannot list the directory")?;
+        let names = sys::entries(&opened).map_err(|_| "cannot list the directory")?;
         Ok(Found::Listing(self.listing(r, names)))
     }
 
