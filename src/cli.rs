@@ -89,6 +89,10 @@ pub struct ServerConfig {
     pub host_token: bool,
     /// The fixed target is this Unix socket.
     pub unix_target: Option<PathBuf>,
+    /// `--web`: static pages on the same port.
+    pub web: Option<crate::web::Web>,
+    /// `--server-name`: this server's host names (lowercase), for the same-origin rule.
+    pub server_names: Vec<String>,
 }
 
 fn usage(msg: impl std::fmt::Display) -> Error {
@@ -386,6 +390,8 @@ fn server(mut args: Arguments) -> Result<Command, Error> {
     let unix_token_dir: Option<PathBuf> =
         args.opt_value_from_str("--unix-token-dir").map_err(usage)?;
     let unix_target: Option<PathBuf> = args.opt_value_from_str("--unix-target").map_err(usage)?;
+    let web_listings = args.contains("--web-listings");
+    let web_dotfiles = args.contains("--web-dotfiles");
     let listen: String = args
         .opt_value_from_str("--listen")
         .map_err(usage)?
@@ -422,6 +428,8 @@ fn server(mut args: Arguments) -> Result<Command, Error> {
         .unwrap_or(30);
     let trusted: Vec<String> = args.values_from_str("--trusted-proxy").map_err(usage)?;
     let origins: Vec<String> = args.values_from_str("--origin").map_err(usage)?;
+    let web_dir: Option<PathBuf> = args.opt_value_from_str("--web").map_err(usage)?;
+    let server_names: Vec<String> = args.values_from_str("--server-name").map_err(usage)?;
     finish(args)?;
 
     let listen = socket_addr("--listen", &listen)?;
@@ -449,6 +457,19 @@ fn server(mut args: Arguments) -> Result<Command, Error> {
     if max_tunnels == 0 || max_pending == 0 {
         return Err(usage("--max-tunnels and --max-pending must be at least 1"));
     }
+    let web = match web_dir {
+        Some(d) => Some(crate::web::Web::new(&d, web_listings, web_dotfiles).map_err(usage)?),
+        None if web_listings || web_dotfiles || !server_names.is_empty() => {
+            return Err(usage(
+                "--web-listings, --web-dotfiles and --server-name need --web DIR",
+            ))
+        }
+        None => None,
+    };
+    let server_names = server_names
+        .iter()
+        .map(|n| server_name(n))
+        .collect::<Result<_, _>>()?;
     let policy = Policy { fixed, rules };
     use crate::tokens::Source;
     let mut tokens = Vec::new();
@@ -494,8 +515,21 @@ fn server(mut args: Arguments) -> Result<Command, Error> {
         tokens,
         host_token,
         unix_target,
+        web,
+        server_names,
     };
     Ok(Command::Server(Box::new(cfg), level))
+}
+
+/// A `--server-name`: a DNS name as a browser sends it in `Host` (lowercase, no trailing dot).
+fn server_name(n: &str) -> Result<String, Error> {
+    match crate::policy::classify(n) {
+        Ok(crate::policy::Host::Name(name)) => Ok(name),
+        Ok(crate::policy::Host::Addr(_)) => Err(usage(format!(
+            "--server-name {n:?}: an address needs no --server-name"
+        ))),
+        Err(_) => Err(usage(format!("--server-name {n:?}: not a host name"))),
+    }
 }
 
 #[cfg(test)]

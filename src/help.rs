@@ -86,6 +86,16 @@ Options:
                          X-Forwarded-For or X-Real-IP, for the log (repeatable)
   --origin URL           let web pages from this origin open tunnels (repeatable; * for
                          any): browsers send Origin, and without this they get 403
+  --web DIR              serve the files in DIR to browsers on the same port (GET and HEAD,
+                         ws:// and wss://): index.html for a directory, no listings, no
+                         dotfiles, nothing outside DIR (no symlink that leads out). Its
+                         pages may open tunnels from their own origin when the Host they
+                         came from is an IP address, localhost or a --server-name
+  --web-listings         with --web: list a directory that has no index.html
+  --web-dotfiles         with --web: serve names that start with a dot (.well-known)
+  --server-name NAME     with --web: a host name this server's pages are served under
+                         (repeatable); behind a --trusted-proxy, X-Forwarded-Host and
+                         X-Forwarded-Proto say which name and scheme the browser used
   -v, -vv, -q            debug, trace, or errors only [default: info]
   -h, --help             this text
 

@@ -6,7 +6,9 @@
 //! - `forward`: `wssh connect` (local CONNECT proxy) and `wssh forward` (local port forward);
 //! - `client`: `wssh client URL`, stdin/stdout to a WebSocket (the ProxyCommand), and the
 //!   opening of a tunnel that every client-side mode uses;
-//! - `server`: `wssh server`, sniff TLS, upgrade, route, dial;
+//! - `server`: `wssh server`, sniff TLS, read requests (pages on the way), upgrade, route, dial;
+//! - `web`: `--web DIR`, static pages: pure path resolution, and files opened so that nothing
+//!   outside DIR is ever read;
 //! - `bridge`: a TCP socket to a tunnel, both directions, with the close rules;
 //! - `listen`: the accept loop, signals and shutdown of the listening modes;
 //! - `proxy`: outgoing TCP (name lookup and connect within one deadline), direct or through an
@@ -14,6 +16,7 @@
 //! - `ws`: HTTP heads and the opening handshake, both sides, bounded;
 //! - `pump`: one tunnel's WebSocket shared by its two threads, keepalive, the readiness wait;
 //! - `tls`: the client's connector and the server's acceptor, the plain-or-TLS `Stream`;
+//! - `origin`: pure allow or deny of a browser's `Origin` (`--origin`, same origin with `--web`);
 //! - `policy`: pure allow or deny of targets (`--allow`, `--hosts`, trusted proxies), and of
 //!   the addresses an allowed name resolves to;
 //! - `url`: pure parsing of ws/wss URLs, connect templates and base64;
@@ -32,6 +35,7 @@ pub mod error;
 pub mod forward;
 pub mod help;
 pub mod listen;
+pub mod origin;
 pub mod policy;
 pub mod proxy;
 pub mod pump;
@@ -40,6 +44,7 @@ pub mod server;
 pub mod tls;
 pub mod tokens;
 pub mod url;
+pub mod web;
 pub mod ws;
 
 /// Print a failure as one `error: ...` line on stderr and give its exit code.

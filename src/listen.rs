@@ -3,9 +3,11 @@
 //! connections are capped apart from tunnels, in all and per client address, and each has one
 //! deadline; when the pending cap is full, the one that made no progress for the longest is
 //! shed, not the newcomer, so idle or trickling sockets cannot starve real clients. Tunnels are
-//! capped in all and per client. Refusals are logged at a bounded rate. Ctrl-C/SIGTERM stop the
-//! loop and cut the local sockets of open tunnels so each closes cleanly.
-//! It knows nothing of HTTP or WebSocket; the handlers report progress and ask for admission.
+//! capped in all and per client. A handler that answers other requests on the connection first
+//! (pages, with keep-alive) keeps it pending and gives each request a deadline of its own
+//! (`Hub::rearm`). Refusals are logged at a bounded rate. Ctrl-C/SIGTERM stop the loop and cut
+//! the local sockets of open tunnels so each closes cleanly. It knows nothing of HTTP or
+//! WebSocket; the handlers report progress and ask for admission.
 
 use crate::bridge::Local;
 use crate::error::Error;
@@ -139,6 +141,22 @@ impl Hub {
         if let Some(p) = lock(&self.counts).pending.get_mut(&id) {
             p.last = Instant::now();
         }
+    }
+
+    /// The pending connection `id` waits for another request on the same connection (HTTP
+    /// keep-alive): it stays pending, its deadline is `--handshake-timeout` from now, and it
+    /// counts as having made progress. Fails if the listener has cut it already.
+    pub fn rearm(&self, id: u64) -> Result<(), Busy> {
+        let mut c = lock(&self.counts);
+        if let Some(why) = c.cut.get(&id) {
+            return Err(Busy::Cut(why));
+        }
+        if let Some(p) = c.pending.get_mut(&id) {
+            let now = Instant::now();
+            p.last = now;
+            p.deadline = now + self.limits.handshake;
+        }
+        Ok(())
     }
 
     /// Why the listener cut this connection, if it did.

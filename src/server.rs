@@ -1,7 +1,8 @@
-//! `wssh server`: accept connections, tell TLS from plain by the first byte, run the HTTP
-//! upgrade, route the path through the policy, dial the target and pump. One thread per
-//! connection (`conn-N`) plus one for the second direction; one log line per tunnel at its end.
-//! It does not decide what is allowed (`policy`) or how frames move (`pump`).
+//! `wssh server`: accept connections, tell TLS from plain by the first byte, read requests
+//! (answering page requests from `web` on the way, keep-alive), run the HTTP upgrade, route
+//! the path through the policy, dial the target and pump. One thread per connection (`conn-N`)
+//! plus one for the second direction; one log line per tunnel at its end. It does not decide
+//! what is allowed (`policy`, `origin`), what a page is (`web`) or how frames move (`pump`).
 
 use crate::bridge::{self, Local, Side};
 use crate::cli::ServerConfig;
@@ -12,6 +13,7 @@ use crate::pump::Shared;
 use crate::redact;
 use crate::tls::Stream;
 use crate::tokens::{Dest, Tokens};
+use crate::web;
 use crate::ws::{self, HeadError};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, TcpStream};
@@ -88,7 +90,7 @@ fn connection(state: &State, hub: &Hub, id: u64, sock: TcpStream) {
             start.elapsed().as_secs_f64(),
             s.end
         ),
-        Ok(None) => log::debug!("conn-{id} peer={peer}: closed before a request"),
+        Ok(None) => log::debug!("conn-{id} peer={peer}: closed without a tunnel"),
         // A flood of bad requests must not become a flood of log lines.
         Err(e) => hub.refused(format_args!("conn-{id} peer={peer}: {e}")),
     }
@@ -157,28 +159,9 @@ fn handshake(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Optio
         (_, false) => Stream::Plain(sock),
     };
 
-    let reader = Touching {
-        inner: &mut stream,
-        hub,
-        id,
+    let Some((req, rest)) = front_door(state, hub, id, &mut stream)? else {
+        return Ok(None);
     };
-    let (head, rest) = match ws::read_head(&mut { reader }) {
-        Ok(x) => x,
-        Err(HeadError::Empty) => return Ok(None),
-        Err(HeadError::TooLarge) => {
-            let body = format!("request head over {} bytes", ws::MAX_HEAD);
-            return Err(refuse(&mut stream, 431, &body, &body));
-        }
-        Err(HeadError::Io(e)) => return Err(Error::io("read request", e)),
-    };
-    let req = match ws::parse_request(&head) {
-        Ok(r) => r,
-        Err(e) => return Err(refuse(&mut stream, 400, &e, &e)),
-    };
-    log::debug!(
-        "conn-{id} request: {}",
-        redact::head(&String::from_utf8_lossy(&head))
-    );
     let client = stream.tcp().peer_addr().ok().and_then(|p| {
         real_client(
             p.ip(),
@@ -194,19 +177,31 @@ fn handshake(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Optio
             return Err(refuse(&mut stream, 400, &e, &log));
         }
     };
-    // A browser always says where the page came from: without an --origin that allows it, a
-    // web page the user happens to visit could reach the targets (cross-site WebSocket).
+    let peer_ip = stream.tcp().peer_addr().map(|p| p.ip()).ok();
+    let trusted = peer_ip.is_some_and(|ip| cfg.trusted_proxies.iter().any(|r| r.contains_ip(ip)));
+    // A browser always says where the page came from: without an --origin that allows it (or
+    // our own page's origin, see `origin`), a web page the user happens to visit could reach
+    // the targets (cross-site WebSocket).
     if let Some(origin) = ws::header(&req.headers, "origin") {
-        let o = origin.trim_end_matches('/').to_ascii_lowercase();
-        if !cfg.origins.iter().any(|a| a == "*" || *a == o) {
-            let log = format!("origin {origin} not allowed (see --origin)");
+        let h = |name| ws::header(&req.headers, name);
+        let seen = crate::origin::Seen {
+            origin,
+            host: h("host"),
+            forwarded_host: h("x-forwarded-host").filter(|_| trusted),
+            forwarded_proto: h("x-forwarded-proto").filter(|_| trusted),
+            tls: !matches!(stream, Stream::Plain(_)),
+        };
+        let rule = crate::origin::Rule {
+            listed: &cfg.origins,
+            web: cfg.web.is_some(),
+            names: &cfg.server_names,
+        };
+        if let Err(log) = crate::origin::allowed(&seen, &rule) {
             return Err(refuse(&mut stream, 403, "origin not allowed", &log));
         }
     }
     // Now a tunnel, not a pending connection: it counts against --max-tunnels and
     // --max-per-ip (the real client's address; a trusted proxy that names none is not counted).
-    let peer_ip = stream.tcp().peer_addr().map(|p| p.ip()).ok();
-    let trusted = peer_ip.is_some_and(|ip| cfg.trusted_proxies.iter().any(|r| r.contains_ip(ip)));
     let counted = client.or(peer_ip.filter(|_| !trusted));
     let _admitted = match hub.admit(id, counted) {
         Ok(a) => a,
@@ -274,11 +269,85 @@ fn handshake(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Optio
     }))
 }
 
+/// Read requests until one asks for an upgrade, answering page requests (`--web`) on the way,
+/// on the same connection while the client keeps it alive (noVNC loads dozens of files). The
+/// connection stays pending meanwhile: each request has its own `--handshake-timeout`, and the
+/// listener may shed it. Returns the upgrade request (without `--web`: any request, for
+/// `check_upgrade` to judge) and the bytes read past its head; `None` when the connection
+/// ended without one.
+fn front_door(
+    state: &State,
+    hub: &Hub,
+    id: u64,
+    stream: &mut Stream,
+) -> Result<Option<(ws::Request, Vec<u8>)>, Error> {
+    let mut carry = Vec::new();
+    loop {
+        let reader = Touching {
+            inner: &mut *stream,
+            hub,
+            id,
+        };
+        // Bytes past the previous head (pipelined requests) come first.
+        let (head, rest) = match ws::read_head_from(&mut { reader }, std::mem::take(&mut carry)) {
+            Ok(x) => x,
+            Err(HeadError::Empty) => return Ok(None),
+            Err(HeadError::TooLarge) => {
+                let body = format!("request head over {} bytes", ws::MAX_HEAD);
+                return Err(refuse(stream, 431, &body, &body));
+            }
+            Err(HeadError::Io(e)) => return Err(Error::io("read request", e)),
+        };
+        let req = match ws::parse_request(&head) {
+            Ok(r) => r,
+            Err(e) => return Err(refuse(stream, 400, &e, &e)),
+        };
+        log::debug!(
+            "conn-{id} request: {}",
+            redact::head(&String::from_utf8_lossy(&head))
+        );
+        let line = || format!("{} {}", req.method, redact::url(&req.target));
+        // The server's own prefix: neither a target nor the web root, whatever the request.
+        if web::reserved(&req.target) {
+            let log = format!("{}: reserved for the server's own pages", line());
+            return Err(refuse(stream, 404, "not found", &log));
+        }
+        let web = match &state.cfg.web {
+            Some(w) if !req.wants_upgrade() => w,
+            _ => return Ok(Some((req, rest))),
+        };
+        let served = web
+            .serve(&req, stream)
+            .map_err(|e| Error::io(format!("answer {}", line()), e))?;
+        log::debug!(
+            "conn-{id} {}: {} {} bytes{}",
+            line(),
+            served.status,
+            served.bytes,
+            match served.note {
+                "" => String::new(),
+                n => format!(" ({n})"),
+            }
+        );
+        if !served.keep_alive {
+            return match served.status {
+                400 | 405 => Err(Error::Handshake(format!("{}: {}", line(), served.note))),
+                _ => Ok(None),
+            };
+        }
+        // The next request has a deadline of its own; the connection is still pending.
+        hub.rearm(id)
+            .map_err(|why| Error::Handshake(why.to_string()))?;
+        carry = rest;
+    }
+}
+
 /// Answer an HTTP error before any upgrade (body: one line for the user); the returned error is
 /// what the log says.
 fn refuse(s: &mut impl std::io::Write, code: u16, body: &str, log: &str) -> Error {
     let reason = match code {
         403 => "Forbidden",
+        404 => "Not Found",
         502 => "Bad Gateway",
         431 => "Request Header Fields Too Large",
         503 => "Service Unavailable",

@@ -27,11 +27,22 @@ pub enum HeadError {
 
 /// Read up to the blank line that ends an HTTP head. Returns (head, bytes after it).
 pub fn read_head(s: &mut impl Read) -> Result<(Vec<u8>, Vec<u8>), HeadError> {
-    let mut buf = Vec::with_capacity(1024);
+    read_head_from(s, Vec::new())
+}
+
+/// The same, starting from bytes already read past the previous head on this connection
+/// (pipelined requests): they come first, and may hold the whole head.
+pub fn read_head_from(s: &mut impl Read, carry: Vec<u8>) -> Result<(Vec<u8>, Vec<u8>), HeadError> {
+    let mut buf = carry;
+    buf.reserve(1024);
+    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+        let rest = buf.split_off(i + 4);
+        return Ok((buf, rest));
+    }
     let mut chunk = [0u8; 2048];
     loop {
         // Never read past MAX_HEAD in all, head and early tunnel bytes together.
-        let room = (MAX_HEAD - buf.len()).min(chunk.len());
+        let room = MAX_HEAD.saturating_sub(buf.len()).min(chunk.len());
         if room == 0 {
             return Err(HeadError::TooLarge);
         }
@@ -73,7 +84,26 @@ pub fn read_head(s: &mut impl Read) -> Result<(Vec<u8>, Vec<u8>), HeadError> {
 pub struct Request {
     pub method: String,
     pub target: String,
+    /// The minor version: 1 for HTTP/1.1, 0 for HTTP/1.0.
+    pub version: u8,
     pub headers: Vec<(String, String)>,
+}
+
+impl Request {
+    /// May the connection carry another request after this one's answer? HTTP/1.1 unless
+    /// `Connection: close`; HTTP/1.0 only with `Connection: keep-alive`.
+    pub fn keep_alive(&self) -> bool {
+        match self.version {
+            1 => !has_token(&self.headers, "connection", "close"),
+            _ => has_token(&self.headers, "connection", "keep-alive"),
+        }
+    }
+
+    /// Does it ask for a WebSocket (`Upgrade: websocket`)? Then it is a tunnel request, to be
+    /// checked by `check_upgrade`; anything else is a page request.
+    pub fn wants_upgrade(&self) -> bool {
+        has_token(&self.headers, "upgrade", "websocket")
+    }
 }
 
 /// Parsed response head: status code, reason and headers.
@@ -125,6 +155,7 @@ pub fn parse_request(head: &[u8]) -> Result<Request, String> {
         Ok(httparse::Status::Complete(_)) => Ok(Request {
             method: req.method.unwrap_or("").to_string(),
             target: req.path.unwrap_or("").to_string(),
+            version: req.version.unwrap_or(1),
             headers: collect(req.headers),
         }),
         Ok(httparse::Status::Partial) => Err("incomplete request head".into()),
@@ -368,6 +399,43 @@ mod tests {
         check(&head_of(MAX_HEAD + 1), Err("large"));
         check(&head_of(MAX_HEAD + 5), Err("large"));
         check(&head_of(MAX_HEAD + 2048), Err("large"));
+    }
+
+    #[test]
+    fn pipelined_heads_start_from_the_leftover_bytes() {
+        let two = b"GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\nxy";
+        let (a, rest) = read_head(&mut &two[..]).unwrap();
+        assert_eq!(a, b"GET /a HTTP/1.1\r\n\r\n");
+        // The second head is whole in the leftover: nothing more is read.
+        let (b, rest) = read_head_from(&mut &b""[..], rest).unwrap();
+        assert_eq!(
+            (&b[..], &rest[..]),
+            (&b"GET /b HTTP/1.1\r\n\r\n"[..], &b"xy"[..])
+        );
+        // Half of it in the leftover, the rest from the socket.
+        let (c, rest) =
+            read_head_from(&mut &b"\n\r\nz"[..], b"GET /c HTTP/1.1\r".to_vec()).unwrap();
+        assert_eq!(
+            (&c[..], &rest[..]),
+            (&b"GET /c HTTP/1.1\r\n\r\n"[..], &b"z"[..])
+        );
+        assert!(matches!(
+            read_head_from(&mut &b""[..], b"GET".to_vec()),
+            Err(HeadError::Io(_))
+        ));
+    }
+
+    #[test]
+    fn keep_alive_and_upgrade() {
+        let req = |v: &str, h: &str| {
+            parse_request(format!("GET / HTTP/{v}\r\n{h}\r\n").as_bytes()).unwrap()
+        };
+        assert!(req("1.1", "").keep_alive());
+        assert!(!req("1.1", "Connection: close\r\n").keep_alive());
+        assert!(!req("1.0", "").keep_alive());
+        assert!(req("1.0", "Connection: Keep-Alive\r\n").keep_alive());
+        assert!(req("1.1", "Upgrade: WebSocket\r\n").wants_upgrade());
+        assert!(!req("1.1", "Connection: upgrade\r\nUpgrade: h2c\r\n").wants_upgrade());
     }
 
     #[test]

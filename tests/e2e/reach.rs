@@ -30,22 +30,33 @@ fn wait_port(port: u16) {
 
 /// nginx running the shipped `nginx/` configs, with loopback ports, test certificates and the
 /// given `proxy_read_timeout`. One process (`master_process off`), killed by PID.
-struct Nginx {
-    port: u16,
+pub struct Nginx {
+    pub port: u16,
     _proc: Proc,
     _dir: TempDir,
 }
 
 fn nginx(upstream: SocketAddr, tls: Option<&Certs>, read_timeout: &str) -> Nginx {
+    nginx_with(upstream, tls, read_timeout, "wssh-location.conf")
+}
+
+/// The same, with another shipped snippet included by `wssh.conf` in place of
+/// `wssh-location.conf`.
+pub fn nginx_with(
+    upstream: SocketAddr,
+    tls: Option<&Certs>,
+    read_timeout: &str,
+    snippet: &str,
+) -> Nginx {
     let dir = TempDir::new("nginx");
     let port = free_port();
-    let location = std::fs::read_to_string(format!("{REPO}/nginx/wssh-location.conf")).unwrap();
+    let location = std::fs::read_to_string(format!("{REPO}/nginx/{snippet}")).unwrap();
     let location = subst(
         location,
         "proxy_read_timeout 3600s;",
         &format!("proxy_read_timeout {read_timeout};"),
     );
-    std::fs::write(dir.path("wssh-location.conf"), location).unwrap();
+    std::fs::write(dir.path(snippet), location).unwrap();
     let site = std::fs::read_to_string(format!("{REPO}/nginx/wssh.conf")).unwrap();
     let site = subst(site, "    listen [::]:443 ssl;\n", "");
     let site = subst(
@@ -56,7 +67,7 @@ fn nginx(upstream: SocketAddr, tls: Option<&Certs>, read_timeout: &str) -> Nginx
     let site = subst(
         site,
         "/etc/nginx/snippets/wssh-location.conf",
-        dir.path("wssh-location.conf").to_str().unwrap(),
+        dir.path(snippet).to_str().unwrap(),
     );
     let site = match tls {
         Some(c) => {
