@@ -27,9 +27,12 @@ export function parseArgs(argv, usage) {
   return opts;
 }
 
-// The result line: everything the caller asserts on, `ok` first. Exit 0 only when ok.
+// The result line: everything the caller asserts on, `ok` and `failed` first, the long lists
+// (requests, console) last. Exit 0 only when ok.
 export function finish(result) {
-  process.stdout.write(JSON.stringify({ ok: !result.failed, ...result }) + '\n');
+  const { requests, websockets, console: log, ...rest } = result;
+  const line = { ok: !result.failed, failed: result.failed, ...rest, websockets, requests, console: log };
+  process.stdout.write(JSON.stringify(line) + '\n');
   process.exit(result.failed ? 1 : 0);
 }
 

@@ -30,15 +30,19 @@ fn wait_port(port: u16) {
 
 /// nginx running the shipped `nginx/` configs, with loopback ports, test certificates and the
 /// given `proxy_read_timeout`. One process (`master_process off`), killed by PID.
-struct Nginx {
-    port: u16,
+pub struct Nginx {
+    pub port: u16,
     _proc: Proc,
     _dir: TempDir,
 }
 
 fn nginx(upstream: SocketAddr, tls: Option<&Certs>, read_timeout: &str) -> Nginx {
+    nginx_on(free_port(), upstream, tls, read_timeout)
+}
+
+/// The same on a port chosen beforehand (for a server that must know nginx's origin).
+pub fn nginx_on(port: u16, upstream: SocketAddr, tls: Option<&Certs>, read_timeout: &str) -> Nginx {
     let dir = TempDir::new("nginx");
-    let port = free_port();
     let location = std::fs::read_to_string(format!("{REPO}/nginx/wssh-location.conf")).unwrap();
     let location = subst(
         location,
