@@ -12,7 +12,7 @@
 //! (`python3 -m websockify`; the refusals asked of it with its ExpectOrigin plugin): a check of
 //! this harness, and of parity.
 
-use crate::reach::nginx_on;
+use crate::reach::nginx_with;
 use crate::ssh::free_port;
 use crate::support::*;
 use std::fs::File;
@@ -567,26 +567,23 @@ fn novnc_proxy_launcher_runs_wssh_as_websockify() {
     desk.check_novnc(&format!("http://127.0.0.1:{port}/vnc.html?autoconnect=1"));
 }
 
-/// Needs `--web` (branch web). Uses the shipped nginx/wssh.conf and wssh-location.conf: noVNC
-/// under /ssh/ (a copy of its files in WEB/ssh/), its socket at /ssh/ (noVNC's `path=ssh/`), and
-/// `--origin` naming nginx's origin, because that config sends `Host $host` (no port). When a
-/// websockify-style config is shipped, this test moves to it and drops `--origin`.
+/// Needs `--web`, and the shipped websockify-style nginx snippet `nginx/wssh-web-location.conf`
+/// (branch web). nginx passes the page and /websockify to one server, with `Host $http_host` and
+/// X-Forwarded-Host/Proto believed from a `--trusted-proxy`: the page's own origin is allowed
+/// without `--origin`.
 #[test]
 fn novnc_in_chromium_behind_nginx() {
     let _one = one_at_a_time();
     let desk = Desktop::start();
-    let www = TempDir::new("novnc-www");
-    run(Command::new("cp").args(["-rL", NOVNC]).arg(www.path("ssh")));
-    let nginx_port = free_port();
-    let origin = format!("http://127.0.0.1:{nginx_port}");
     let srv = Under::start(
-        &www.0,
+        Path::new(NOVNC),
         &desk.vnc,
-        &["--trusted-proxy", "127.0.0.1", "--origin", &origin],
+        &["--trusted-proxy", "127.0.0.1"],
         None,
     );
-    let _nginx = nginx_on(nginx_port, srv.addr(), None, "60s");
-    desk.check_novnc(&format!("{origin}/ssh/vnc.html?autoconnect=1&path=ssh/"));
+    let nginx = nginx_with(srv.addr(), None, "60s", "wssh-web-location.conf");
+    let page = format!("http://127.0.0.1:{}/vnc.html?autoconnect=1", nginx.port);
+    desk.check_novnc(&page);
     srv.wait_clean_end();
 }
 

@@ -37,19 +37,26 @@ pub struct Nginx {
 }
 
 fn nginx(upstream: SocketAddr, tls: Option<&Certs>, read_timeout: &str) -> Nginx {
-    nginx_on(free_port(), upstream, tls, read_timeout)
+    nginx_with(upstream, tls, read_timeout, "wssh-location.conf")
 }
 
-/// The same on a port chosen beforehand (for a server that must know nginx's origin).
-pub fn nginx_on(port: u16, upstream: SocketAddr, tls: Option<&Certs>, read_timeout: &str) -> Nginx {
+/// The same, with another shipped snippet included by `wssh.conf` in place of
+/// `wssh-location.conf`.
+pub fn nginx_with(
+    upstream: SocketAddr,
+    tls: Option<&Certs>,
+    read_timeout: &str,
+    snippet: &str,
+) -> Nginx {
     let dir = TempDir::new("nginx");
-    let location = std::fs::read_to_string(format!("{REPO}/nginx/wssh-location.conf")).unwrap();
+    let port = free_port();
+    let location = std::fs::read_to_string(format!("{REPO}/nginx/{snippet}")).unwrap();
     let location = subst(
         location,
         "proxy_read_timeout 3600s;",
         &format!("proxy_read_timeout {read_timeout};"),
     );
-    std::fs::write(dir.path("wssh-location.conf"), location).unwrap();
+    std::fs::write(dir.path(snippet), location).unwrap();
     let site = std::fs::read_to_string(format!("{REPO}/nginx/wssh.conf")).unwrap();
     let site = subst(site, "    listen [::]:443 ssl;\n", "");
     let site = subst(
@@ -60,7 +67,7 @@ pub fn nginx_on(port: u16, upstream: SocketAddr, tls: Option<&Certs>, read_timeo
     let site = subst(
         site,
         "/etc/nginx/snippets/wssh-location.conf",
-        dir.path("wssh-location.conf").to_str().unwrap(),
+        dir.path(snippet).to_str().unwrap(),
     );
     let site = match tls {
         Some(c) => {
