@@ -1,15 +1,17 @@
 // noVNC's own page in headless Chromium, end to end: load it, reach "Connected", check pixels of
-// the canvas against what the caller drew on the X display, type into the page (and, given the
-// X server's key log, wait until the keys got there), disconnect, and report whether that was
-// clean. Every request the page made is recorded; one to another origin is a failure.
+// the canvas, and of a screenshot of it, against what the caller drew on the X display (sample
+// points and their colours), type into the page (and, given the X server's key log, wait until
+// the keys got there), disconnect, and report whether that was clean. Every request the page
+// made is recorded; one to another origin is a failure.
 //
 //   node novnc.mjs 'http://127.0.0.1:PORT/vnc.html?autoconnect=1' [--pixels 'X,Y=RRGGBB ...']
 //        [--tolerance 24] [--type wssh] [--keylog XEV_LOG] [--shot FILE.png]
 //        [--resolve NAME[,NAME]] [--timeout 45]
 //
-// Prints one JSON line: ok, status (noVNC's status text once connected), pixels_checked,
-// mismatches, typed, keys_seen, disconnect_status, clean, requests, websockets, foreign,
-// console, and failed (the reason) when not ok. Exit 0 only when every step passed.
+// Prints one JSON line: ok, failed (the reason, when not ok), status (noVNC's status text once
+// connected), canvas (its size), pixels_checked, mismatches, screenshot (its size),
+// screenshot_mismatches, typed, keys_seen, disconnect_status, clean, foreign, and last the
+// lists websockets, requests and console. Exit 0 only when every step passed.
 
 import { parseArgs, launch, record, foreign, originOf, until, xevKeys, finish, watchdog } from './lib.mjs';
 
@@ -92,7 +94,24 @@ try {
     result.mismatches = last ? pixels.flatMap((p, i) => (off(last.px[i], p.want) <= tolerance ? [] :
       [`${p.x},${p.y}: got ${last.px[i].map((v) => v.toString(16).padStart(2, '0')).join('')}`])) : [];
   }
-  if (opts.shot) await canvas.screenshot({ path: opts.shot, timeout: 5000 });
+
+  // The same points on a screenshot of the canvas as Chromium displays it (nothing over it,
+  // scale 1): the PNG is decoded by the page itself, into a canvas of its own.
+  result.step = 'screenshot';
+  const png = await canvas.screenshot({ timeout: 5000, ...(opts.shot ? { path: opts.shot } : {}) });
+  const shot = await page.evaluate(async ({ b64, pts }) => {
+    const img = new Image();
+    img.src = `data:image/png;base64,${b64}`;
+    await img.decode();
+    const c = new OffscreenCanvas(img.naturalWidth, img.naturalHeight);
+    const ctx = c.getContext('2d');
+    ctx.drawImage(img, 0, 0);
+    return { w: c.width, h: c.height, px: pts.map((p) => Array.from(ctx.getImageData(p.x, p.y, 1, 1).data.slice(0, 3))) };
+  }, { b64: png.toString('base64'), pts: pixels });
+  result.screenshot = [shot.w, shot.h];
+  result.screenshot_mismatches = pixels.flatMap((p, i) => (off(shot.px[i], p.want) <= tolerance ? [] :
+    [`${p.x},${p.y}: got ${shot.px[i].map((v) => v.toString(16).padStart(2, '0')).join('')}`]));
+  if (result.screenshot_mismatches.length) throw new Error('the screenshot does not show the pattern');
 
   // Keys: click into the remote screen (noVNC also focuses it on connect) and type.
   result.step = 'keys';

@@ -241,8 +241,8 @@ impl Desktop {
     }
 
     /// Run novnc.mjs on `url` against this desktop and check everything it reports: Connected,
-    /// every sample pixel right, the typed keys at the X server, a clean disconnect, and no
-    /// request to another origin.
+    /// every sample pixel right in the canvas and in a screenshot of it, the typed keys at the X
+    /// server, a clean disconnect, and no request to another origin.
     fn check_novnc(&self, url: &str) -> Json {
         let r = node(
             "novnc.mjs",
@@ -266,6 +266,13 @@ impl Desktop {
         assert_eq!(r.raw("canvas"), format!("[{W},{H}]"), "{}", r.line);
         assert_eq!(r.raw("pixels_checked"), self.samples.to_string());
         assert_eq!(r.raw("mismatches"), "[]", "canvas pixels: {}", r.line);
+        assert_eq!(r.raw("screenshot"), format!("[{W},{H}]"), "{}", r.line);
+        assert_eq!(
+            r.raw("screenshot_mismatches"),
+            "[]",
+            "screenshot: {}",
+            r.line
+        );
         assert!(
             self.keys().contains(TYPED),
             "typed {TYPED:?} in the page, the X server got {:?}",
