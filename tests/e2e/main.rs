@@ -1,5 +1,6 @@
 //! End-to-end tests: the real `wssh` binary on loopback, against real peers.
 
+mod browser;
 mod interop;
 mod limits;
 mod pitfalls;
