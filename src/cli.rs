@@ -409,6 +409,10 @@ fn server(mut args: Arguments) -> Result<Command, Error> {
         .unwrap_or(30);
     let trusted: Vec<String> = args.values_from_str("--trusted-proxy").map_err(usage)?;
     let origins: Vec<String> = args.values_from_str("--origin").map_err(usage)?;
+    let tls_min: Option<String> = args
+        .opt_value_from_str("--tls-min-version")
+        .map_err(usage)?;
+    let tls_ciphers: Option<String> = args.opt_value_from_str("--tls-ciphers").map_err(usage)?;
     finish(args)?;
 
     let listen = socket_addr("--listen", &listen)?;
@@ -427,8 +431,21 @@ fn server(mut args: Arguments) -> Result<Command, Error> {
             .map_err(|e| usage(format!("--hosts {}: {e}", f.display())))?;
         parse_hosts(&text).map_err(|e| usage(format!("--hosts {}: {e}", f.display())))?;
     }
+    let tls_opts = crate::tls::ServerTls {
+        tls13_only: match tls_min.as_deref() {
+            None | Some("1.2") => false,
+            Some("1.3") => true,
+            Some(_) => return Err(usage("--tls-min-version: 1.2 or 1.3")),
+        },
+        ciphers: tls_ciphers,
+    };
+    if cert.is_none() && (tls_min.is_some() || tls_opts.ciphers.is_some()) {
+        return Err(usage(
+            "--tls-min-version and --tls-ciphers need --cert and --key",
+        ));
+    }
     let tls = match (&cert, &key) {
-        (Some(c), Some(k)) => Some(crate::tls::acceptor(c, k)?),
+        (Some(c), Some(k)) => Some(crate::tls::acceptor(c, k, &tls_opts)?),
         (None, None) if tls_only => return Err(usage("--tls-only needs --cert and --key")),
         (None, None) => None,
         _ => return Err(usage("--cert and --key go together")),

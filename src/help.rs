@@ -59,6 +59,8 @@ Options:
   --cert FILE --key FILE serve wss:// too (PEM chain, PKCS#8 PEM key); plain ws:// stays on
                          the same port, told apart by the first byte
   --tls-only             refuse plain ws:// (needs --cert and --key)
+  --tls-min-version V    1.3 refuses TLS 1.2 clients [default: 1.2]
+  --tls-ciphers LIST     OpenSSL cipher list for TLS 1.2 [default: Mozilla intermediate]
   --max-tunnels N        tunnels at once; more get 503 [default: 1000]
   --max-per-ip N         tunnels at once from one client address (IPv6: per /64; behind
                          --trusted-proxy, the address it names); more get 503
