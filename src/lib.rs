@@ -3,6 +3,8 @@
 //! Codemap, in dependency order: `main` uses `cli` and the modes; the modes take their config
 //! types from `cli`; otherwise each module uses only modules listed below it.
 //! - `cli`: pico-args, raw arguments to a validated, immutable config (`help`: the texts);
+//! - `websockify`: pure translation of websockify's command line into `wssh server`'s, and
+//!   its start-up banner;
 //! - `forward`: `wssh connect` (local CONNECT proxy) and `wssh forward` (local port forward);
 //! - `client`: `wssh client URL`, stdin/stdout to a WebSocket (the ProxyCommand), and the
 //!   opening of a tunnel that every client-side mode uses;
@@ -39,6 +41,7 @@ pub mod redact;
 pub mod server;
 pub mod tls;
 pub mod url;
+pub mod websockify;
 pub mod ws;
 
 /// Print a failure as one `error: ...` line on stderr and give its exit code.
