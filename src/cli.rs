@@ -2,16 +2,22 @@
 //! change afterwards. Files (certificates, hosts) are loaded here, so bad input fails before any
 //! socket opens. This is the only module that reads the environment: the proxy variables and
 //! `WSSH_PASSWORD`. Usage errors quote URLs only redacted, and never a header value.
+//! websockify's command line (the program named `websockify`, or `wssh websockify`) is turned
+//! into `wssh server`'s by `websockify` and parsed here like any other.
 
 use crate::error::Error;
-use crate::help::{fill, CLIENT_HELP, CONNECT_HELP, FORWARD_HELP, MAIN_HELP, SERVER_HELP};
+use crate::help::{
+    fill, CLIENT_HELP, CONNECT_HELP, FORWARD_HELP, MAIN_HELP, SERVER_HELP, WEBSOCKIFY_HELP,
+};
 use crate::policy::{parse_hosts, Policy, Rule, Target};
 use crate::proxy::{Proxies, ProxyUrl};
 use crate::redact;
 use crate::url::{self, WsUrl};
+use crate::websockify::{self, Websockify};
 use log::LevelFilter;
 use native_tls::TlsConnector;
 use pico_args::Arguments;
+use std::ffi::OsString;
 use std::io::{BufRead, Read};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -83,6 +89,8 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<Rule>,
     /// Browser origins allowed to open tunnels (`*`: any); requests without Origin always pass.
     pub origins: Vec<String>,
+    /// Started with websockify's command line: its banner, and where the Origin rule came from.
+    pub compat: Option<websockify::Compat>,
 }
 
 fn usage(msg: impl std::fmt::Display) -> Error {
@@ -145,8 +153,57 @@ fn env(names: &[&'static str]) -> Option<(&'static str, String)> {
     })
 }
 
-/// Parse the whole command line (without the program name).
-pub fn parse(raw: Vec<std::ffi::OsString>) -> Result<Command, Error> {
+/// The file name of the program, without an extension (`websockify.exe`, `websockify.py`).
+fn is_websockify(argv0: Option<&OsString>) -> bool {
+    argv0
+        .map(Path::new)
+        .and_then(Path::file_stem)
+        .is_some_and(|n| n == "websockify")
+}
+
+/// Which command line this is: websockify's when the program is named `websockify` (a symlink
+/// or a copy) or the command is `wssh websockify`; its name is what usage errors point to.
+pub fn program(argv: &[OsString]) -> &'static str {
+    match is_websockify(argv.first()) || argv.get(1).is_some_and(|a| a == "websockify") {
+        true => "websockify",
+        false => "wssh",
+    }
+}
+
+/// Parse the whole command line, the program name first.
+pub fn parse_argv(argv: Vec<OsString>) -> Result<Command, Error> {
+    let by_name = is_websockify(argv.first());
+    let rest = argv.into_iter().skip(1).collect();
+    match by_name {
+        true => websockify(rest),
+        false => parse(rest),
+    }
+}
+
+/// websockify's command line, translated into `wssh server`'s and parsed as that.
+fn websockify(raw: Vec<OsString>) -> Result<Command, Error> {
+    let self_pem = Path::new("self.pem").is_file();
+    match websockify::translate(raw, self_pem).map_err(usage)? {
+        Websockify::Help => Ok(Command::Print(WEBSOCKIFY_HELP.into())),
+        Websockify::Version => Ok(Command::Print(format!(
+            "wssh {} (websockify mode)\n",
+            env!("CARGO_PKG_VERSION")
+        ))),
+        Websockify::Serve { native, compat } => match server(Arguments::from_vec(native))? {
+            Command::Server(mut cfg, level) => {
+                cfg.compat = Some(compat);
+                Ok(Command::Server(cfg, level))
+            }
+            other => Ok(other),
+        },
+    }
+}
+
+/// Parse the command line without the program name.
+pub fn parse(raw: Vec<OsString>) -> Result<Command, Error> {
+    if raw.first().is_some_and(|a| a == "websockify") {
+        return websockify(raw[1..].to_vec());
+    }
     let mut args = Arguments::from_vec(raw);
     if args.contains("--version") {
         return Ok(Command::Print(format!(
@@ -161,6 +218,7 @@ pub fn parse(raw: Vec<std::ffi::OsString>) -> Result<Command, Error> {
         "server" => Some(SERVER_HELP.to_string()),
         "connect" => Some(fill(CONNECT_HELP)),
         "forward" => Some(fill(FORWARD_HELP)),
+        "websockify" => Some(WEBSOCKIFY_HELP.to_string()),
         _ => None,
     };
     if let (true, Some(text)) = (wants_help, sub.as_deref().and_then(help_for)) {
@@ -472,6 +530,7 @@ fn server(mut args: Arguments) -> Result<Command, Error> {
             .iter()
             .map(|o| o.trim_end_matches('/').to_ascii_lowercase())
             .collect(),
+        compat: None,
     };
     Ok(Command::Server(Box::new(cfg), level))
 }

@@ -46,10 +46,15 @@ pub mod ws;
 
 /// Print a failure as one `error: ...` line on stderr and give its exit code.
 pub fn report(e: &error::Error) -> i32 {
+    report_as(e, "wssh")
+}
+
+/// The same, pointing usage errors to `PROGRAM --help` (`websockify`, in its mode).
+pub fn report_as(e: &error::Error, program: &str) -> i32 {
     eprintln!("error: {e}");
     match e {
         error::Error::Usage(_) => {
-            eprintln!("see wssh --help");
+            eprintln!("see {program} --help");
             2
         }
         _ => 1,
