@@ -10,3 +10,4 @@ mod support;
 mod targets;
 mod tls;
 mod tunnel;
+mod websockify;
