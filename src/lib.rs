@@ -3,8 +3,6 @@
 //! Codemap, in dependency order: `main` uses `cli` and the modes; the modes take their config
 //! types from `cli`; otherwise each module uses only modules listed below it.
 //! - `cli`: pico-args, raw arguments to a validated, immutable config (`help`: the texts);
-//! - `websockify`: pure translation of websockify's command line into `wssh server`'s, and
-//!   its start-up banner;
 //! - `forward`: `wssh connect` (local CONNECT proxy) and `wssh forward` (local port forward);
 //! - `client`: `wssh client URL`, stdin/stdout to a WebSocket (the ProxyCommand), and the
 //!   opening of a tunnel that every client-side mode uses;
@@ -19,6 +17,8 @@
 //! - `policy`: pure allow or deny of targets (`--allow`, `--hosts`, trusted proxies), and of
 //!   the addresses an allowed name resolves to;
 //! - `url`: pure parsing of ws/wss URLs, connect templates and base64;
+//! - `websockify`: pure, websockify's command line translated into `wssh server`'s, and its
+//!   start-up banner;
 //! - `redact`: pure, what logs and errors may show of a URL or an HTTP head;
 //! - `error`: the one error type.
 //!
