@@ -2,16 +2,22 @@
 //! change afterwards. Files (certificates, hosts) are loaded here, so bad input fails before any
 //! socket opens. This is the only module that reads the environment: the proxy variables and
 //! `WSSH_PASSWORD`. Usage errors quote URLs only redacted, and never a header value.
+//! websockify's command line (the program named `websockify`, or `wssh websockify`) is turned
+//! into `wssh server`'s by `websockify` and parsed here like any other.
 
 use crate::error::Error;
-use crate::help::{fill, CLIENT_HELP, CONNECT_HELP, FORWARD_HELP, MAIN_HELP, SERVER_HELP};
+use crate::help::{
+    fill, CLIENT_HELP, CONNECT_HELP, FORWARD_HELP, MAIN_HELP, SERVER_HELP, WEBSOCKIFY_HELP,
+};
 use crate::policy::{parse_hosts, Policy, Rule, Target};
 use crate::proxy::{Proxies, ProxyUrl};
 use crate::redact;
 use crate::url::{self, WsUrl};
+use crate::websockify::{self, Websockify};
 use log::LevelFilter;
 use native_tls::TlsConnector;
 use pico_args::Arguments;
+use std::ffi::OsString;
 use std::io::{BufRead, Read};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -93,6 +99,8 @@ pub struct ServerConfig {
     pub web: Option<crate::web::Web>,
     /// `--server-name`: this server's host names (lowercase), for the same-origin rule.
     pub server_names: Vec<String>,
+    /// Started with websockify's command line: its banner, and where the Origin rule came from.
+    pub compat: Option<websockify::Compat>,
 }
 
 fn usage(msg: impl std::fmt::Display) -> Error {
@@ -155,8 +163,57 @@ fn env(names: &[&'static str]) -> Option<(&'static str, String)> {
     })
 }
 
-/// Parse the whole command line (without the program name).
-pub fn parse(raw: Vec<std::ffi::OsString>) -> Result<Command, Error> {
+/// The file name of the program, without an extension (`websockify.exe`, `websockify.py`).
+fn is_websockify(argv0: Option<&OsString>) -> bool {
+    argv0
+        .map(Path::new)
+        .and_then(Path::file_stem)
+        .is_some_and(|n| n == "websockify")
+}
+
+/// Which command line this is: websockify's when the program is named `websockify` (a symlink
+/// or a copy) or the command is `wssh websockify`; its name is what usage errors point to.
+pub fn program(argv: &[OsString]) -> &'static str {
+    match is_websockify(argv.first()) || argv.get(1).is_some_and(|a| a == "websockify") {
+        true => "websockify",
+        false => "wssh",
+    }
+}
+
+/// Parse the whole command line, the program name first.
+pub fn parse_argv(argv: Vec<OsString>) -> Result<Command, Error> {
+    let by_name = is_websockify(argv.first());
+    let rest = argv.into_iter().skip(1).collect();
+    match by_name {
+        true => websockify(rest),
+        false => parse(rest),
+    }
+}
+
+/// websockify's command line, translated into `wssh server`'s and parsed as that.
+fn websockify(raw: Vec<OsString>) -> Result<Command, Error> {
+    let self_pem = Path::new("self.pem").is_file();
+    match websockify::translate(raw, self_pem).map_err(usage)? {
+        Websockify::Help => Ok(Command::Print(WEBSOCKIFY_HELP.into())),
+        Websockify::Version => Ok(Command::Print(format!(
+            "wssh {} (websockify mode)\n",
+            env!("CARGO_PKG_VERSION")
+        ))),
+        Websockify::Serve { native, compat } => match server(Arguments::from_vec(native))? {
+            Command::Server(mut cfg, level) => {
+                cfg.compat = Some(compat);
+                Ok(Command::Server(cfg, level))
+            }
+            other => Ok(other),
+        },
+    }
+}
+
+/// Parse the command line without the program name.
+pub fn parse(raw: Vec<OsString>) -> Result<Command, Error> {
+    if raw.first().is_some_and(|a| a == "websockify") {
+        return websockify(raw[1..].to_vec());
+    }
     let mut args = Arguments::from_vec(raw);
     if args.contains("--version") {
         return Ok(Command::Print(format!(
@@ -171,6 +228,7 @@ pub fn parse(raw: Vec<std::ffi::OsString>) -> Result<Command, Error> {
         "server" => Some(SERVER_HELP.to_string()),
         "connect" => Some(fill(CONNECT_HELP)),
         "forward" => Some(fill(FORWARD_HELP)),
+        "websockify" => Some(WEBSOCKIFY_HELP.to_string()),
         _ => None,
     };
     if let (true, Some(text)) = (wants_help, sub.as_deref().and_then(help_for)) {
@@ -430,6 +488,10 @@ fn server(mut args: Arguments) -> Result<Command, Error> {
     let origins: Vec<String> = args.values_from_str("--origin").map_err(usage)?;
     let web_dir: Option<PathBuf> = args.opt_value_from_str("--web").map_err(usage)?;
     let server_names: Vec<String> = args.values_from_str("--server-name").map_err(usage)?;
+    let tls_min: Option<String> = args
+        .opt_value_from_str("--tls-min-version")
+        .map_err(usage)?;
+    let tls_ciphers: Option<String> = args.opt_value_from_str("--tls-ciphers").map_err(usage)?;
     finish(args)?;
 
     let listen = socket_addr("--listen", &listen)?;
@@ -448,8 +510,21 @@ fn server(mut args: Arguments) -> Result<Command, Error> {
             .map_err(|e| usage(format!("--hosts {}: {e}", f.display())))?;
         parse_hosts(&text).map_err(|e| usage(format!("--hosts {}: {e}", f.display())))?;
     }
+    let tls_opts = crate::tls::ServerTls {
+        tls13_only: match tls_min.as_deref() {
+            None | Some("1.2") => false,
+            Some("1.3") => true,
+            Some(_) => return Err(usage("--tls-min-version: 1.2 or 1.3")),
+        },
+        ciphers: tls_ciphers,
+    };
+    if cert.is_none() && (tls_min.is_some() || tls_opts.ciphers.is_some()) {
+        return Err(usage(
+            "--tls-min-version and --tls-ciphers need --cert and --key",
+        ));
+    }
     let tls = match (&cert, &key) {
-        (Some(c), Some(k)) => Some(crate::tls::acceptor(c, k)?),
+        (Some(c), Some(k)) => Some(crate::tls::acceptor(c, k, &tls_opts)?),
         (None, None) if tls_only => return Err(usage("--tls-only needs --cert and --key")),
         (None, None) => None,
         _ => return Err(usage("--cert and --key go together")),
@@ -517,6 +592,7 @@ fn server(mut args: Arguments) -> Result<Command, Error> {
         unix_target,
         web,
         server_names,
+        compat: None,
     };
     Ok(Command::Server(Box::new(cfg), level))
 }

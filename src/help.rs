@@ -9,6 +9,7 @@ Usage:
   wssh server [OPTIONS]        WebSocket to TCP (default: 127.0.0.1:4567 to 127.0.0.1:22)
   wssh connect [OPTIONS] URL   a local HTTP CONNECT proxy (127.0.0.1:3122) into tunnels
   wssh forward --listen ADDR URL   a local port forward: each connection gets a tunnel
+  wssh websockify [OPTIONS] ...    websockify's command line (also: wssh run as `websockify`)
   wssh help COMMAND            help for one command
   wssh --version
 
@@ -68,6 +69,8 @@ Options:
   --cert FILE --key FILE serve wss:// too (PEM chain, PKCS#8 PEM key); plain ws:// stays on
                          the same port, told apart by the first byte
   --tls-only             refuse plain ws:// (needs --cert and --key)
+  --tls-min-version V    1.3 refuses TLS 1.2 clients [default: 1.2]
+  --tls-ciphers LIST     OpenSSL cipher list for TLS 1.2 [default: Mozilla intermediate]
   --max-tunnels N        tunnels at once; more get 503 [default: 1000]
   --max-per-ip N         tunnels at once from one client address (IPv6: per /64; behind
                          --trusted-proxy, the address it names); more get 503
@@ -162,3 +165,55 @@ pub fn fill(text: &str) -> String {
     text.replace("DIALER_OPTIONS", DIALER_OPTIONS)
         .replace("ENVIRONMENT", ENVIRONMENT)
 }
+
+pub const WEBSOCKIFY_HELP: &str = "\
+wssh websockify: websockify 0.13's command line, for launchers that start websockify
+(noVNC's utils/novnc_proxy, supervisord, systemd): name wssh `websockify` (a symlink), or
+run `wssh websockify ...`. Each option becomes the `wssh server` option in brackets.
+
+Usage:
+  websockify [options] [source_addr:]source_port target_addr:target_port
+  websockify [options] --token-plugin=CLASS [source_addr:]source_port
+  websockify [options] --unix-target=FILE [source_addr:]source_port
+
+source_addr defaults to 0.0.0.0 ([::] with -6). Options may come before or after the
+ports; --opt=value and --opt value both work. Any web page may connect unless ExpectOrigin
+lists origins, as in websockify (a warning says so when not listening on loopback).
+
+Options:
+  -v, --verbose          debug messages [-v]
+  --web DIR              serve files from DIR on the same port, never a directory listing
+                         (--file-only is accepted and changes nothing) [--web]
+  --cert FILE            PEM certificate, and its key unless --key is given [--cert, --key]
+                         [default: self.pem in the current directory, if there is one]
+  --key FILE             the key (PKCS#8 PEM) when it is not in the certificate file
+  --ssl-only             refuse plain ws:// [--tls-only]
+  --ssl-version V        minimum TLS version: default, tlsv1_1 and tlsv1_2 all mean TLS 1.2
+                         here; tlsv1_3 [--tls-min-version 1.3]
+  --ssl-ciphers LIST     OpenSSL cipher list for TLS 1.2 [--tls-ciphers]
+  --unix-target FILE     connect to this Unix socket, not to a target_addr [--unix-target]
+  --token-plugin CLASS --token-source ARG
+                         the target from a token (?token= in the URL): TokenFile FILE|DIR
+                         [--tokens], ReadOnlyTokenFile FILE|DIR [--tokens-read-once],
+                         TokenFileName DIR [--token-dir], UnixDomainSocketDirectory DIR
+                         [--unix-token-dir]
+  --target-config FILE   --token-plugin TokenFile --token-source FILE
+  --host-token           the token is the Host header, not ?token= [--host-token]
+  --auth-plugin ExpectOrigin --auth-source 'ORIGIN ...'
+                         only web pages from these origins may connect [--origin]
+  --heartbeat S          ping a client after S seconds without a frame from it; drop it
+                         after 4 x S [--ping; default: 30, websockify's: never]
+  -6, --prefer-ipv6      a bare port listens on [::], not 0.0.0.0
+  -h, --help             this text
+
+Not supported yet (a usage error, exit 2): --record, -D/--daemon, --run-once, --timeout,
+--idle-timeout, --inetd, --unix-listen, --unix-listen-mode, --log-file, --syslog,
+--legacy-syslog, --wrap-mode and -- PROGRAM, --verify-client, --cafile, --web-auth, and the
+auth plugins BasicHTTPAuth and ClientCertCNAuth.
+Refused: --traffic (writes to stdout), --libserver (turns plugins off), --ssl-target,
+--key-password (visible in ps), and token plugins that are Python classes or ask a network
+service (BaseTokenAPI, JSONTokenApi, JWTTokenApi, TokenRedis, dotted names).
+
+Unlike websockify: a port in use is an error (exit 1, `Address already in use`), not exit 0;
+a missing --cert file is an error, not a server without TLS.
+";

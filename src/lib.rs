@@ -20,6 +20,8 @@
 //! - `policy`: pure allow or deny of targets (`--allow`, `--hosts`, trusted proxies), and of
 //!   the addresses an allowed name resolves to;
 //! - `url`: pure parsing of ws/wss URLs, connect templates and base64;
+//! - `websockify`: pure, websockify's command line translated into `wssh server`'s, and its
+//!   start-up banner;
 //! - `redact`: pure, what logs and errors may show of a URL or an HTTP head;
 //! - `error`: the one error type.
 //!
@@ -45,14 +47,20 @@ pub mod tls;
 pub mod tokens;
 pub mod url;
 pub mod web;
+pub mod websockify;
 pub mod ws;
 
 /// Print a failure as one `error: ...` line on stderr and give its exit code.
 pub fn report(e: &error::Error) -> i32 {
+    report_as(e, "wssh")
+}
+
+/// The same, pointing usage errors to `PROGRAM --help` (`websockify`, in its mode).
+pub fn report_as(e: &error::Error, program: &str) -> i32 {
     eprintln!("error: {e}");
     match e {
         error::Error::Usage(_) => {
-            eprintln!("see wssh --help");
+            eprintln!("see {program} --help");
             2
         }
         _ => 1,

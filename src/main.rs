@@ -1,11 +1,14 @@
-//! The `wssh` binary: parse the command line, set up logging on stderr, run the mode, and map
-//! the result to an exit code (0 ok, 1 failure, 2 usage, 130 signal).
+//! The `wssh` binary: parse the command line (websockify's, when named `websockify`), set up
+//! logging on stderr, run the mode, and map the result to an exit code (0 ok, 1 failure,
+//! 2 usage, 130 signal).
 
 use std::io::Write;
 use wssh::cli::{self, Command};
 
 fn main() {
-    let code = match cli::parse(std::env::args_os().skip(1).collect()) {
+    let argv: Vec<_> = std::env::args_os().collect();
+    let program = cli::program(&argv);
+    let code = match cli::parse_argv(argv) {
         Ok(Command::Print(text)) => {
             // A closed stdout (wssh --help | head) is not an error.
             let _ = std::io::stdout().write_all(text.as_bytes());
@@ -32,7 +35,7 @@ fn main() {
             cfg.dialer.log_warnings();
             run(wssh::forward::run_forward(cfg))
         }
-        Err(e) => wssh::report(&e),
+        Err(e) => wssh::report_as(&e, program),
     };
     std::process::exit(code);
 }

@@ -42,6 +42,21 @@ struct HostsCache {
 /// Serve until SIGTERM or Ctrl-C.
 pub fn run(cfg: ServerConfig) -> Result<(), Error> {
     let listener = listen::bind(cfg.listen)?;
+    if let Some(compat) = &cfg.compat {
+        // websockify's banner: launchers wait for `proxying from :PORT` (the real port, if 0).
+        let local = listener.local_addr().map_err(|e| Error::io("listen", e))?;
+        let lines =
+            crate::websockify::banner(compat, local.port(), cfg.tls.is_some(), cfg.tls_only);
+        for line in lines {
+            log::info!("{line}");
+        }
+        if compat.origin_unchecked && !local.ip().is_loopback() {
+            log::warn!(
+                "any web page can open tunnels here (no Origin check, as in websockify): \
+                 give --auth-plugin ExpectOrigin --auth-source 'https://your.site'"
+            );
+        }
+    }
     let limits = Limits {
         max_tunnels: cfg.max_tunnels,
         max_per_ip: cfg.max_per_ip,

@@ -83,8 +83,18 @@ pub type Acceptor = openssl::ssl::SslAcceptor;
 #[cfg(not(all(unix, not(target_vendor = "apple"))))]
 pub type Acceptor = native_tls::TlsAcceptor;
 
-/// The server's acceptor from a PEM certificate chain and a PKCS#8 PEM key.
-pub fn acceptor(cert_file: &str, key_file: &str) -> Result<Acceptor, Error> {
+/// What the server's TLS may offer beyond its defaults (TLS 1.2 and 1.3, Mozilla's list).
+#[derive(Debug, Default, Clone)]
+pub struct ServerTls {
+    /// `--tls-min-version 1.3`: refuse TLS 1.2.
+    pub tls13_only: bool,
+    /// `--tls-ciphers`: an OpenSSL cipher list for TLS 1.2 (TLS 1.3's suites are not changed).
+    pub ciphers: Option<String>,
+}
+
+/// The server's acceptor from a PEM certificate chain and a PKCS#8 PEM key (one file may hold
+/// both: each is picked out of it).
+pub fn acceptor(cert_file: &str, key_file: &str, opts: &ServerTls) -> Result<Acceptor, Error> {
     let (cert, key) = (read_file(cert_file)?, read_file(key_file)?);
     if !key.windows(17).any(|w| w == b"BEGIN PRIVATE KEY") {
         return Err(Error::Usage(format!(
@@ -110,6 +120,15 @@ pub fn acceptor(cert_file: &str, key_file: &str) -> Result<Acceptor, Error> {
         b.set_private_key(&pkey).map_err(|e| bad(&e))?;
         b.check_private_key()
             .map_err(|_| bad(&"the key does not match the certificate"))?;
+        if opts.tls13_only {
+            b.set_min_proto_version(Some(openssl::ssl::SslVersion::TLS1_3))
+                .map_err(|e| bad(&e))?;
+        }
+        if let Some(list) = &opts.ciphers {
+            // OpenSSL takes a list if any one name in it is known; an unknown list is an error.
+            b.set_cipher_list(list)
+                .map_err(|_| Error::Usage("--tls-ciphers: no cipher OpenSSL knows".into()))?;
+        }
         // Each wssh client is a new process and never resumes a session: keep no session state.
         b.set_session_cache_mode(openssl::ssl::SslSessionCacheMode::OFF);
         b.set_num_tickets(0).map_err(|e| bad(&e))?;
@@ -117,6 +136,12 @@ pub fn acceptor(cert_file: &str, key_file: &str) -> Result<Acceptor, Error> {
     }
     #[cfg(not(all(unix, not(target_vendor = "apple"))))]
     {
+        if opts.tls13_only || opts.ciphers.is_some() {
+            return Err(Error::Usage(
+                "--tls-min-version 1.3 and --tls-ciphers need OpenSSL (not on this platform)"
+                    .into(),
+            ));
+        }
         let id = native_tls::Identity::from_pkcs8(&cert, &key).map_err(|e| bad(&e))?;
         native_tls::TlsAcceptor::new(id).map_err(|e| Error::Tls(e.to_string()))
     }

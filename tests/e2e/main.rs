@@ -13,3 +13,4 @@ mod tls;
 mod tokens;
 mod tunnel;
 mod web;
+mod websockify;
