@@ -89,6 +89,12 @@ fn query(q: &str) -> String {
 /// An HTTP head on one line for debug logs (` | ` between lines): the request target's query
 /// hidden, and the value of every header not in a short list of harmless ones.
 pub fn head(head: &str) -> String {
+    head_hiding(head, &[])
+}
+
+/// `head`, with the values of the headers named in `also` hidden too (lowercase names): the
+/// `Host` header is a secret when it carries the token (`--host-token`).
+pub fn head_hiding(head: &str, also: &[&str]) -> String {
     head.lines()
         .filter(|l| !l.is_empty())
         .enumerate()
@@ -98,6 +104,9 @@ pub fn head(head: &str) -> String {
                 [method, target, version] => format!("{method} {} {version}", url(target)),
                 _ => REDACTED.to_string(),
             },
+            (_, Some((name, _))) if also.contains(&name.trim().to_ascii_lowercase().as_str()) => {
+                format!("{name}: {REDACTED}")
+            }
             (_, Some((name, value))) => header(name, value.trim()),
             (_, None) => REDACTED.to_string(),
         })
@@ -155,6 +164,16 @@ fn header(name: &str, value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_hidden_when_it_is_the_token() {
+        let h = "GET / HTTP/1.1\r\nHost: vm9.example:6080\r\nOrigin: http://vm9.example:6080\r\n";
+        assert_eq!(
+            head_hiding(h, &["host", "origin"]),
+            "GET / HTTP/1.1 | Host: [redacted] | Origin: [redacted]"
+        );
+        assert!(head(h).contains("vm9.example"));
+    }
 
     fn check(redact: impl Fn(&str) -> String, input: &str, expected: &str) {
         assert_eq!(redact(input), expected, "{input}");

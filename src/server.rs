@@ -212,6 +212,12 @@ fn handshake(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Optio
             names: &cfg.server_names,
         };
         if let Err(log) = crate::origin::allowed(&seen, &rule) {
+            // With --host-token the page's origin holds the token: do not log it.
+            let log = if cfg.host_token {
+                "origin not allowed".into()
+            } else {
+                log
+            };
             return Err(refuse(&mut stream, 403, "origin not allowed", &log));
         }
     }
@@ -297,6 +303,12 @@ fn front_door(
     stream: &mut Stream,
 ) -> Result<Option<(ws::Request, Vec<u8>)>, Error> {
     let mut carry = Vec::new();
+    // With --host-token the Host header is the token: a secret, hidden in debug logs.
+    let host_secret: &[&str] = if state.cfg.host_token {
+        &["host", "origin", "x-forwarded-host"]
+    } else {
+        &[]
+    };
     loop {
         let reader = Touching {
             inner: &mut *stream,
@@ -319,7 +331,7 @@ fn front_door(
         };
         log::debug!(
             "conn-{id} request: {}",
-            redact::head(&String::from_utf8_lossy(&head))
+            redact::head_hiding(&String::from_utf8_lossy(&head), host_secret)
         );
         let line = || format!("{} {}", req.method, redact::url(&req.target));
         // The server's own prefix: neither a target nor the web root, whatever the request.

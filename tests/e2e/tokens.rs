@@ -176,7 +176,7 @@ fn the_token_can_come_from_the_host_header() {
     let dir = TempDir::new("hosttok");
     let file = dir.path("t");
     std::fs::write(&file, format!("vm9.example: {}\n", a.arg())).unwrap();
-    let srv = Server::start(&["--tokens", file.to_str().unwrap(), "--host-token"]);
+    let srv = Server::start(&["--tokens", file.to_str().unwrap(), "--host-token", "-vv"]);
     let mut s = TcpStream::connect(srv.addr).unwrap();
     s.set_read_timeout(Some(PATIENCE)).unwrap();
     let req =
@@ -186,6 +186,9 @@ fn the_token_can_come_from_the_host_header() {
     assert!(read_head(&mut s).starts_with("HTTP/1.1 101"));
     assert!(echoes(&mut s));
     assert!(status(&srv, "/?token=vm9.example").starts_with("HTTP/1.1 403"));
+    // The Host header is the token here: not in any log line, even at -vv.
+    assert!(srv.log().contains("request: GET"), "{}", srv.log());
+    assert!(!srv.log().contains("vm9"), "{}", srv.log());
 }
 
 #[test]
