@@ -128,6 +128,16 @@ impl Shared {
         }
     }
 
+    /// A mark that costs no system call, for `recv`'s hot path: the kernel's queue is looked at
+    /// only once a wait has timed out, so the first ping interval counts frames and messages
+    /// only, and the kernel's queue from the second on.
+    fn mark(&self) -> Progress {
+        Progress {
+            activity: self.activity.load(Ordering::Relaxed),
+            unsent: None,
+        }
+    }
+
     /// Has anything moved since `mark` (a frame in, a message out, or the peer acknowledging
     /// bytes we sent)? Moves `mark` to now.
     pub fn progressed(&self, mark: &mut Progress) -> bool {
@@ -163,7 +173,8 @@ impl Shared {
     /// makes no progress reading for `LINGER` is given up (`TimedOut`).
     pub fn send(&self, msg: Message) -> Result<(), WsError> {
         let mut r = self.lock().send(msg);
-        let mut mark = self.progress();
+        // Looked at only when the send has to wait (a system call on Linux).
+        let mut mark = if would_block(&r) { self.progress() } else { self.mark() };
         while would_block(&r) {
             if !self.sock.wait(Ready::Write, Some(LINGER))? && !self.progressed(&mut mark) {
                 let msg = format!("the peer read nothing for {} s", LINGER.as_secs());
@@ -184,7 +195,7 @@ impl Shared {
     /// stream from us may not answer a ping queued behind it for a while.
     pub fn recv(&self) -> Result<Incoming, WsError> {
         let mut silent = 0;
-        let mut mark = self.progress();
+        let mut mark = self.mark();
         loop {
             let r = self.lock().read();
             if r.is_ok() {
