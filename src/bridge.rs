@@ -3,7 +3,7 @@
 //! target) and by connect and forward (local = the application). It does not open either side.
 
 use crate::listen::{Hub, STACK};
-use crate::pump::{Incoming, Shared, CHUNK};
+use crate::pump::{Incoming, Shared};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 #[cfg(unix)]
@@ -154,13 +154,10 @@ fn ws_to_local(tunnel: &Shared, local: &Local, side: Side, count: &AtomicU64) ->
                 }
                 count.fetch_add(b.len() as u64, Ordering::Relaxed);
             }
-            Ok(Incoming::Text) => {
-                tunnel.close(
-                    CloseCode::Unsupported,
-                    "text frames are not supported: send binary",
-                );
+            Ok(Incoming::Wrong(code, why)) => {
+                tunnel.close(code, &why);
                 tunnel.drain_until_closed();
-                return "peer sent a text frame (closed 1003)".into();
+                return format!("{why} (closed {})", u16::from(code));
             }
             Ok(Incoming::Close(f)) => {
                 tunnel.flush_close();
@@ -209,11 +206,13 @@ fn local_to_ws(
     ws_gone: &AtomicBool,
     gone: mpsc::Receiver<()>,
 ) -> String {
-    // Starts small so that an idle tunnel holds little; doubles while reads fill it.
+    // Starts small so that an idle tunnel holds little; doubles while reads fill it, up to
+    // one message's worth.
+    let most = tunnel.max_read();
     let mut buf = vec![0u8; 4096];
     let (code, reason) = loop {
-        if buf.len() < CHUNK && count.load(Ordering::Relaxed) >= buf.len() as u64 {
-            buf.resize(buf.len() * 2, 0);
+        if buf.len() < most && count.load(Ordering::Relaxed) >= buf.len() as u64 {
+            buf.resize((buf.len() * 2).min(most), 0);
         }
         match (&local).read(&mut buf) {
             Ok(0) if ws_gone.load(Ordering::SeqCst) => return String::new(),
@@ -227,7 +226,7 @@ fn local_to_ws(
             }
             Ok(0) => break (CloseCode::Normal, "target closed".to_string()),
             Ok(n) => {
-                if let Err(e) = tunnel.send(Message::binary(buf[..n].to_vec())) {
+                if let Err(e) = tunnel.send_data(&buf[..n]) {
                     return if ws_gone.load(Ordering::SeqCst) {
                         String::new()
                     } else {

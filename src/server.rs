@@ -216,8 +216,8 @@ fn handshake(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Optio
             return Err(refuse(&mut stream, 503, &body, &body));
         }
     };
-    let binary = match ws::subprotocol(&req) {
-        Ok(b) => b,
+    let proto = match ws::subprotocol(&req) {
+        Ok(p) => p,
         Err(e) => return Err(refuse(&mut stream, 400, &e, &e)),
     };
     let (way, token) = match route(state, &req) {
@@ -239,9 +239,11 @@ fn handshake(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Optio
         },
         Way::Unix(..) => Vec::new(),
     };
-    ws::accept(&mut stream, &accept_key, binary).map_err(|e| Error::io("answer", e))?;
+    ws::accept(&mut stream, &accept_key, proto).map_err(|e| Error::io("answer", e))?;
     let websocket = crate::pump::websocket(stream, rest, Role::Server);
-    let tunnel = Shared::new(websocket, cfg.ping).map_err(setup)?;
+    let tunnel = Shared::new(websocket, cfg.ping)
+        .map_err(setup)?
+        .with_encoding(proto.encoding());
 
     let target_name = way.to_string();
     let dialled = dial(&way, &addrs, deadline).and_then(|local| {
