@@ -89,6 +89,10 @@ pub struct ServerConfig {
     pub host_token: bool,
     /// The fixed target is this Unix socket.
     pub unix_target: Option<PathBuf>,
+    /// `--record FILE` (made absolute): each tunnel's payload to `FILE.N`.
+    pub record: Option<PathBuf>,
+    /// `--record-max`, in bytes: a recording stops before its file passes this.
+    pub record_max: u64,
 }
 
 fn usage(msg: impl std::fmt::Display) -> Error {
@@ -422,6 +426,8 @@ fn server(mut args: Arguments) -> Result<Command, Error> {
         .unwrap_or(30);
     let trusted: Vec<String> = args.values_from_str("--trusted-proxy").map_err(usage)?;
     let origins: Vec<String> = args.values_from_str("--origin").map_err(usage)?;
+    let record: Option<PathBuf> = args.opt_value_from_str("--record").map_err(usage)?;
+    let record_max: Option<u64> = args.opt_value_from_str("--record-max").map_err(usage)?;
     finish(args)?;
 
     let listen = socket_addr("--listen", &listen)?;
@@ -473,6 +479,15 @@ fn server(mut args: Arguments) -> Result<Command, Error> {
     if cfg!(not(unix)) && unix_target.is_some() {
         return Err(usage("--unix-target: no Unix sockets on this system"));
     }
+    let record_max = match (record_max, &record) {
+        (Some(_), None) => return Err(usage("--record-max goes with --record")),
+        (Some(0), _) => return Err(usage("--record-max must be at least 1")),
+        (mib, _) => mib
+            .unwrap_or(64)
+            .checked_mul(1 << 20)
+            .ok_or_else(|| usage("--record-max is too large"))?,
+    };
+    let record = record.as_deref().map(record_path).transpose()?;
     let cfg = ServerConfig {
         listen,
         policy,
@@ -494,8 +509,26 @@ fn server(mut args: Arguments) -> Result<Command, Error> {
         tokens,
         host_token,
         unix_target,
+        record,
+        record_max,
     };
     Ok(Command::Server(Box::new(cfg), level))
+}
+
+/// `--record FILE`, made absolute now so that the log says where recordings go. Its directory
+/// must exist; whether it can be written is found out per tunnel (a warning, not a failure).
+fn record_path(file: &Path) -> Result<PathBuf, Error> {
+    let bad = |why: String| usage(format!("--record {}: {why}", file.display()));
+    let abs = std::path::absolute(file).map_err(|e| bad(e.to_string()))?;
+    if abs.file_name().is_none() || file.to_string_lossy().ends_with(['/', '\\']) {
+        return Err(bad(
+            "name a file (recordings are FILE.1, FILE.2, ...)".into()
+        ));
+    }
+    match abs.parent() {
+        Some(dir) if dir.is_dir() => Ok(abs),
+        _ => Err(bad("its directory does not exist".into())),
+    }
 }
 
 #[cfg(test)]

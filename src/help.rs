@@ -86,6 +86,11 @@ Options:
                          X-Forwarded-For or X-Real-IP, for the log (repeatable)
   --origin URL           let web pages from this origin open tunnels (repeatable; * for
                          any): browsers send Origin, and without this they get 403
+  --record FILE          record each tunnel's bytes, both ways and in the clear, to FILE.1,
+                         FILE.2, ... (mode 0600, never overwritten) in websockify's format,
+                         for noVNC's playback page; a debugging aid
+  --record-max MIB       stop a recording before its file passes MIB mebibytes; the tunnel
+                         goes on [default: 64]
   -v, -vv, -q            debug, trace, or errors only [default: info]
   -h, --help             this text
 

@@ -3,12 +3,13 @@
 //! connection (`conn-N`) plus one for the second direction; one log line per tunnel at its end.
 //! It does not decide what is allowed (`policy`) or how frames move (`pump`).
 
-use crate::bridge::{self, Local, Side};
+use crate::bridge::{self, Local, Observer, Side};
 use crate::cli::ServerConfig;
 use crate::error::Error;
 use crate::listen::{self, Busy, Hub, Limits};
 use crate::policy::{parse_hosts, real_client, Denied, Route, Target};
 use crate::pump::Shared;
+use crate::record::Recorder;
 use crate::redact;
 use crate::tls::Stream;
 use crate::tokens::{Dest, Tokens};
@@ -28,6 +29,8 @@ struct State {
     tokens: Tokens,
     /// This machine's interface addresses, read at start-up: a name must not lead there.
     own: Vec<IpAddr>,
+    /// `--record`: where each tunnel's payload goes.
+    record: Option<Recorder>,
 }
 
 /// The `--hosts` map, re-read when the file's modification time changes.
@@ -53,7 +56,16 @@ pub fn run(cfg: ServerConfig) -> Result<(), Error> {
         Vec::new()
     });
     log::debug!("own addresses: {own:?}");
+    let record = cfg.record.clone().map(|file| {
+        let mib = cfg.record_max >> 20;
+        log::info!(
+            "recording each tunnel to {}.N, at most {mib} MiB each",
+            file.display()
+        );
+        Recorder::new(file, cfg.record_max)
+    });
     let state = Arc::new(State {
+        record,
         tokens: Tokens::new(cfg.tokens.clone()),
         cfg,
         hosts: Mutex::new(HostsCache::default()),
@@ -266,7 +278,11 @@ fn handshake(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Optio
         (Some(t), Ok(clone)) => Some(state.tokens.watch(id, t.clone(), clone)),
         _ => None,
     };
-    let o = bridge::run(hub, &tunnel, local, Side::Server);
+    // --record: a copy of the payload goes to a recording thread; never waited for.
+    let recording = state.record.as_ref().and_then(|r| r.start(id));
+    let observer = recording.as_ref().map(|r| r as &dyn Observer);
+    let o = bridge::run_observed(hub, &tunnel, local, Side::Server, observer);
+    drop(recording);
     Ok(Some(Summary {
         client,
         target: target_name,

@@ -207,3 +207,271 @@ fn invalid_base64_is_closed_1007_and_binary_frames_1003() {
     assert!(log.contains("invalid base64: "), "{log}");
     assert!(!log.contains("Zm9v"), "payload is never logged: {log}");
 }
+
+/// Read a recording as noVNC's playback page does (`tests/playback-ui.js`: loaded as a classic
+/// script, `VNC_frame_data` up to `'EOF'`, the time between the marks, each character after
+/// the second mark one byte by `charCodeAt`), in node. Returns the bytes to the browser and
+/// from it, and checks on the way: the trailer is there, times are whole milliseconds that
+/// never go back in one direction, no character is over 255.
+fn playback(file: &std::path::Path, dir: &TempDir) -> (Vec<u8>, Vec<u8>) {
+    let script = dir.path("playback.js");
+    std::fs::write(
+        &script,
+        r#"
+const fs = require('fs'), vm = require('vm');
+const [file, toOut, fromOut] = process.argv.slice(2);
+const ctx = {};
+vm.runInNewContext(fs.readFileSync(file, 'utf8'), ctx, { filename: file });
+const frames = ctx.VNC_frame_data;
+if (!Array.isArray(frames)) throw new Error('no VNC_frame_data array');
+if (frames.indexOf('EOF') !== frames.length - 1) throw new Error("'EOF' is not last, once");
+const out = { '{': [], '}': [] }, last = { '{': 0, '}': 0 };
+for (const frame of frames.slice(0, -1)) {
+    const mark = frame[0];
+    if (!(mark in out)) throw new Error('entry without a mark: ' + frame.slice(0, 20));
+    // noVNC looks for '{' in both kinds (it skips '}' entries); here each by its own mark.
+    const dataIdx = frame.indexOf(mark, 1) + 1;
+    const digits = frame.slice(1, dataIdx - 1);
+    if (!/^[0-9]+$/.test(digits)) throw new Error('time is not whole milliseconds: ' + digits);
+    const time = parseInt(digits);
+    if (time < last[mark]) throw new Error('time goes back: ' + time + ' after ' + last[mark]);
+    last[mark] = time;
+    const u8 = new Uint8Array(frame.length - dataIdx);
+    for (let j = 0; j < frame.length - dataIdx; j++) {
+        const c = frame.charCodeAt(dataIdx + j);
+        if (c > 255) throw new Error('a character over 255');
+        u8[j] = c;
+    }
+    out[mark].push(u8);
+}
+fs.writeFileSync(toOut, Buffer.concat(out['{']));
+fs.writeFileSync(fromOut, Buffer.concat(out['}']));
+console.log(JSON.stringify({ entries: frames.length - 1, last }));
+"#,
+    )
+    .unwrap();
+    let (to, from) = (dir.path("to.bin"), dir.path("from.bin"));
+    let out = run(std::process::Command::new("node").args([
+        script.as_os_str(),
+        file.as_os_str(),
+        to.as_os_str(),
+        from.as_os_str(),
+    ]));
+    assert!(out.contains("\"entries\":"), "{out}");
+    (std::fs::read(to).unwrap(), std::fs::read(from).unwrap())
+}
+
+/// A target that sends `down` bytes of seed 8 while it reads whatever comes, then closes once
+/// both are done; what it read arrives on the channel.
+fn talker(down: usize) -> (Target, std::sync::mpsc::Receiver<Vec<u8>>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let t = Target::start(move |s| {
+        let mut w = s.try_clone().unwrap();
+        let sender = thread::spawn(move || w.write_all(&data(8, down)).unwrap());
+        let mut got = Vec::new();
+        (&s).read_to_end(&mut got).unwrap();
+        sender.join().unwrap();
+        tx.lock().unwrap().send(got).unwrap();
+    });
+    (t, rx)
+}
+
+fn mode(p: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+#[test]
+fn record_holds_both_directions_as_novnc_playback_reads_them() {
+    const UP: usize = 1 << 20;
+    const DOWN: usize = 1_500_000;
+    let dir = TempDir::new("record");
+    let base = dir.path("session");
+    // A symlink where the third recording would go: skipped, never followed.
+    let elsewhere = dir.path("elsewhere");
+    std::fs::write(&elsewhere, "untouched").unwrap();
+    std::os::unix::fs::symlink(&elsewhere, dir.path("session.3")).unwrap();
+    let (target, read) = talker(DOWN);
+    let srv = Server::start(&[
+        "--target",
+        &target.arg(),
+        "--record",
+        base.to_str().unwrap(),
+    ]);
+    let url = srv.url("ws", "/");
+    for (n, file) in [(1, "session.1"), (2, "session.2"), (3, "session.4")] {
+        let up = data(n, UP);
+        let started = std::time::Instant::now();
+        let (status, out, err) = run_client(&[&url], &up);
+        assert_eq!(status.and_then(|s| s.code()), Some(0), "{err}");
+        assert!(out == data(8, DOWN), "the tunnel's bytes down");
+        assert!(
+            read.recv_timeout(PATIENCE).unwrap() == up,
+            "the tunnel's bytes up"
+        );
+        eventually("the tunnel's end", || {
+            srv.log().matches(" end=").count() == n as usize
+        });
+        let file = dir.path(file);
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+        let (to_browser, from_browser) = playback(&file, &dir);
+        assert!(to_browser == data(8, DOWN), "recorded to the browser: {n}");
+        assert!(from_browser == up, "recorded from the browser: {n}");
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(
+            text.starts_with("var VNC_frame_data = [\n'"),
+            "{}",
+            &text[..40]
+        );
+        assert!(text.ends_with("',\n'EOF'];\n"));
+        let ms = started.elapsed().as_millis() as u64;
+        for line in text.lines().skip(1).filter(|l| *l != "'EOF'];") {
+            let t: u64 = line[2..line[2..].find(&line[1..2]).unwrap() + 2]
+                .parse()
+                .unwrap();
+            assert!(t <= ms, "an entry at {t} ms in a session of {ms} ms");
+        }
+    }
+    assert_eq!(std::fs::read_to_string(&elsewhere).unwrap(), "untouched");
+    let log = srv.log();
+    assert!(
+        log.contains(&format!("recording each tunnel to {}.N", base.display())),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("recording to {}.4", base.display())),
+        "{log}"
+    );
+    assert!(!log.contains("WARN"), "{log}");
+}
+
+#[test]
+fn record_stops_at_its_size_cap_and_the_tunnel_goes_on() {
+    const DOWN: usize = 3 << 20;
+    let dir = TempDir::new("record-cap");
+    let base = dir.path("capped");
+    let (target, read) = talker(DOWN);
+    let srv = Server::start(&[
+        "--target",
+        &target.arg(),
+        "--record",
+        base.to_str().unwrap(),
+        "--record-max",
+        "1",
+    ]);
+    let (status, out, err) = run_client(&[&srv.url("ws", "/")], b"hello");
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{err}");
+    assert!(out == data(8, DOWN), "every byte crossed, cap or not");
+    assert_eq!(read.recv_timeout(PATIENCE).unwrap(), b"hello");
+    eventually("the tunnel's end", || srv.log().contains(" end="));
+    let file = dir.path("capped.1");
+    let size = std::fs::metadata(&file).unwrap().len();
+    // Below the cap, by less than one entry (a 64 KiB read is at most 256 KiB escaped).
+    assert!(size <= 1 << 20, "{size}");
+    assert!(size > (1 << 20) - (256 << 10) - 64, "{size}");
+    // Still a recording noVNC plays: what it holds is where the session began.
+    let (to_browser, from_browser) = playback(&file, &dir);
+    assert!(!to_browser.is_empty() && data(8, DOWN).starts_with(&to_browser));
+    assert_eq!(from_browser, b"hello");
+    let log = srv.log();
+    assert_eq!(log.matches("WARN").count(), 1, "{log}");
+    assert_eq!(log.matches("stopped at its size cap").count(), 1, "{log}");
+}
+
+#[test]
+fn record_into_a_read_only_directory_warns_once_and_the_tunnel_works() {
+    let dir = TempDir::new("record-ro");
+    let ro = dir.path("ro");
+    std::fs::create_dir(&ro).unwrap();
+    std::fs::set_permissions(&ro, std::os::unix::fs::PermissionsExt::from_mode(0o555)).unwrap();
+    let target = Target::echo();
+    let mut cmd = std::process::Command::new(BIN);
+    let base = ro.join("session");
+    cmd.args([
+        "server",
+        "--listen",
+        "127.0.0.1:0",
+        "--target",
+        &target.arg(),
+    ])
+    .args(["--record", base.to_str().unwrap()]);
+    // root writes into a 0555 directory anyway: run the server as nobody then.
+    if unsafe { libc::geteuid() } == 0 {
+        std::os::unix::process::CommandExt::uid(&mut cmd, 65534);
+        std::os::unix::process::CommandExt::gid(&mut cmd, 65534);
+    }
+    let srv = Server::spawn(cmd);
+    let up = data(5, 300_000);
+    let (status, out, err) = run_client(&[&srv.url("ws", "/")], &up);
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{err}");
+    assert!(out == up, "the echo came back whole");
+    eventually("the tunnel's end", || srv.log().contains(" end="));
+    let log = srv.log();
+    assert_eq!(log.matches("WARN").count(), 1, "{log}");
+    assert!(
+        log.contains("not recorded: ") && log.contains("the tunnel goes on"),
+        "{log}"
+    );
+    assert_eq!(std::fs::read_dir(&ro).unwrap().count(), 0);
+    let _ = std::fs::set_permissions(&ro, std::os::unix::fs::PermissionsExt::from_mode(0o755));
+}
+
+#[test]
+fn record_options_are_checked_before_any_socket_opens() {
+    let dir = TempDir::new("record-usage");
+    let missing = dir.path("no/such/dir/rec");
+    for (args, says) in [
+        (
+            vec!["--record", missing.to_str().unwrap()],
+            "directory does not exist",
+        ),
+        (vec!["--record-max", "5"], "--record-max goes with --record"),
+        (vec!["--record", "x", "--record-max", "0"], "at least 1"),
+        (vec!["--record", "x/"], "name a file"),
+    ] {
+        let out = std::process::Command::new(BIN)
+            .arg("server")
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn record_onto_a_full_disk_warns_once_and_the_tunnel_goes_on() {
+    const DOWN: usize = 3 << 20;
+    // A 256 KiB tmpfs in a mount namespace of the server's own: it needs root (or the right
+    // to mount), and goes away with the server.
+    let can = std::process::Command::new("unshare")
+        .args(["-m", "true"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !can {
+        eprintln!("skipped: cannot unshare a mount namespace here");
+        return;
+    }
+    let dir = TempDir::new("record-full");
+    let (target, read) = talker(DOWN);
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(
+            "mount -t tmpfs -o size=256k tmpfs \"$0\" && exec \"$1\" server --listen \
+             127.0.0.1:0 --target \"$2\" --record \"$0/full\"",
+        )
+        .arg(&dir.0)
+        .args([BIN, &target.arg()]);
+    let srv = Server::spawn(cmd);
+    let (status, out, err) = run_client(&[&srv.url("ws", "/")], b"hi");
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{err}");
+    assert!(out == data(8, DOWN), "every byte crossed, disk full or not");
+    assert_eq!(read.recv_timeout(PATIENCE).unwrap(), b"hi");
+    eventually("the tunnel's end", || srv.log().contains(" end="));
+    let log = srv.log();
+    assert_eq!(log.matches("WARN").count(), 1, "{log}");
+    assert!(log.contains("No space left on device"), "{log}");
+    assert!(log.contains("the tunnel goes on"), "{log}");
+}
