@@ -278,7 +278,8 @@ fn handshake(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Optio
         (Some(t), Ok(clone)) => Some(state.tokens.watch(id, t.clone(), clone)),
         _ => None,
     };
-    // --record: a copy of the payload goes to a recording thread; never waited for.
+    // --record: copies of the payload go to a recording thread, never waited for while the
+    // tunnel runs; once it is over, its file's last line is (at most 1 s).
     let recording = state.record.as_ref().and_then(|r| r.start(id));
     let observer = recording.as_ref().map(|r| r as &dyn Observer);
     let o = bridge::run_observed(hub, &tunnel, local, Side::Server, observer);
