@@ -20,7 +20,7 @@
 //! - `tls`: the client's connector and the server's acceptor, the plain-or-TLS `Stream`;
 //! - `policy`: pure allow or deny of targets (`--allow`, `--hosts`, trusted proxies), and of
 //!   the addresses an allowed name resolves to;
-//! - `url`: pure parsing of ws/wss URLs, connect templates, and base64 both ways;
+//! - `url`: pure parsing of ws/wss URLs, connect templates and base64;
 //! - `redact`: pure, what logs and errors may show of a URL or an HTTP head;
 //! - `error`: the one error type.
 //!
