@@ -3,7 +3,7 @@
 //! connection (`conn-N`) plus one for the second direction; one log line per tunnel at its end.
 //! It does not decide what is allowed (`policy`) or how frames move (`pump`).
 
-use crate::bridge::{self, Local, Observer, Side};
+use crate::bridge::{self, Local, Side};
 use crate::cli::ServerConfig;
 use crate::error::Error;
 use crate::listen::{self, Busy, Hub, Limits};
@@ -281,7 +281,7 @@ fn handshake(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Optio
     // --record: copies of the payload go to a recording thread, never waited for while the
     // tunnel runs; once it is over, its file's last line is (at most 1 s).
     let recording = state.record.as_ref().and_then(|r| r.start(id));
-    let observer = recording.as_ref().map(|r| r as &dyn Observer);
+    let observer = recording.as_ref().map(|r| r as &dyn bridge::Observer);
     let o = bridge::run_observed(hub, &tunnel, local, Side::Server, observer);
     drop(recording);
     Ok(Some(Summary {
