@@ -3,7 +3,7 @@
 //! target) and by connect and forward (local = the application). It does not open either side.
 
 use crate::listen::{Hub, STACK};
-use crate::pump::{Incoming, Shared, CHUNK};
+use crate::pump::{Incoming, Shared};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 #[cfg(unix)]
@@ -80,6 +80,16 @@ impl Write for &Local {
     }
 }
 
+/// Sees a copy of every payload that crosses the local side, in order in each direction
+/// (`--record`). It runs on the tunnel's threads, so it must never block or fail: it hands the
+/// bytes on and returns.
+pub trait Observer: Sync {
+    /// Bytes about to be written to the local socket (from the peer).
+    fn local_write(&self, data: &[u8]);
+    /// Bytes just read from the local socket (to the peer).
+    fn local_read(&self, data: &[u8]);
+}
+
 /// How a bridged tunnel went.
 pub struct Outcome {
     /// Bytes from the WebSocket to the local socket, and the other way.
@@ -90,6 +100,18 @@ pub struct Outcome {
 
 /// Run both directions until the tunnel is over; the second direction gets its own thread.
 pub fn run(hub: &Hub, tunnel: &Shared, local: Local, side: Side) -> Outcome {
+    run_observed(hub, tunnel, local, side, None)
+}
+
+/// The same, with an observer that sees every payload at the local socket. Without one, the
+/// byte path does no more than check that there is none, once per message.
+pub fn run_observed(
+    hub: &Hub,
+    tunnel: &Shared,
+    local: Local,
+    side: Side,
+    observer: Option<&dyn Observer>,
+) -> Outcome {
     let (to_local, to_ws) = (AtomicU64::new(0), AtomicU64::new(0));
     let ws_gone = AtomicBool::new(false);
     // Dropped when the WebSocket side is done: wakes the other thread waiting for that.
@@ -101,7 +123,7 @@ pub fn run(hub: &Hub, tunnel: &Shared, local: Local, side: Side) -> Outcome {
             .stack_size(STACK)
             .name(name)
             .spawn_scoped(s, || match reader {
-                Ok(r) => local_to_ws(hub, tunnel, r, side, &to_ws, &ws_gone, gone_rx),
+                Ok(r) => local_to_ws(hub, tunnel, r, side, &to_ws, &ws_gone, gone_rx, observer),
                 Err(e) => format!("socket set-up: {e}"),
             });
         let other = match spawned {
@@ -112,7 +134,7 @@ pub fn run(hub: &Hub, tunnel: &Shared, local: Local, side: Side) -> Outcome {
                 return format!("cannot start a thread: {e}");
             }
         };
-        let mine = ws_to_local(tunnel, &local, side, &to_local);
+        let mine = ws_to_local(tunnel, &local, side, &to_local, observer);
         ws_gone.store(true, Ordering::SeqCst);
         drop(gone_tx);
         // The WebSocket is done: wake the other direction wherever it sleeps, in read(2) on
@@ -137,7 +159,13 @@ pub fn run(hub: &Hub, tunnel: &Shared, local: Local, side: Side) -> Outcome {
 }
 
 /// WebSocket to local socket. Ends when the peer closes or fails; returns how.
-fn ws_to_local(tunnel: &Shared, local: &Local, side: Side, count: &AtomicU64) -> String {
+fn ws_to_local(
+    tunnel: &Shared,
+    local: &Local,
+    side: Side,
+    count: &AtomicU64,
+    observer: Option<&dyn Observer>,
+) -> String {
     let mut out = local;
     loop {
         match tunnel.recv() {
@@ -146,6 +174,9 @@ fn ws_to_local(tunnel: &Shared, local: &Local, side: Side, count: &AtomicU64) ->
                 let _ = local.shutdown(Shutdown::Write);
             }
             Ok(Incoming::Data(b)) => {
+                if let Some(o) = observer {
+                    o.local_write(&b);
+                }
                 if let Err(e) = out.write_all(&b) {
                     let why = format!("{} write: {e}", side.local());
                     tunnel.close(CloseCode::Error, &why);
@@ -154,13 +185,10 @@ fn ws_to_local(tunnel: &Shared, local: &Local, side: Side, count: &AtomicU64) ->
                 }
                 count.fetch_add(b.len() as u64, Ordering::Relaxed);
             }
-            Ok(Incoming::Text) => {
-                tunnel.close(
-                    CloseCode::Unsupported,
-                    "text frames are not supported: send binary",
-                );
+            Ok(Incoming::Wrong(code, why)) => {
+                tunnel.close(code, &why);
                 tunnel.drain_until_closed();
-                return "peer sent a text frame (closed 1003)".into();
+                return format!("{why} (closed {})", u16::from(code));
             }
             Ok(Incoming::Close(f)) => {
                 tunnel.flush_close();
@@ -200,6 +228,7 @@ fn fail(tunnel: &Shared, e: WsError) -> String {
 
 /// Local socket to WebSocket, one message per read. Returns "" when the WebSocket side ended
 /// first, else how the tunnel ended.
+#[allow(clippy::too_many_arguments)]
 fn local_to_ws(
     hub: &Hub,
     tunnel: &Shared,
@@ -208,12 +237,15 @@ fn local_to_ws(
     count: &AtomicU64,
     ws_gone: &AtomicBool,
     gone: mpsc::Receiver<()>,
+    observer: Option<&dyn Observer>,
 ) -> String {
-    // Starts small so that an idle tunnel holds little; doubles while reads fill it.
+    // Starts small so that an idle tunnel holds little; doubles while reads fill it, up to
+    // one message's worth.
+    let most = tunnel.max_read();
     let mut buf = vec![0u8; 4096];
     let (code, reason) = loop {
-        if buf.len() < CHUNK && count.load(Ordering::Relaxed) >= buf.len() as u64 {
-            buf.resize(buf.len() * 2, 0);
+        if buf.len() < most && count.load(Ordering::Relaxed) >= buf.len() as u64 {
+            buf.resize((buf.len() * 2).min(most), 0);
         }
         match (&local).read(&mut buf) {
             Ok(0) if ws_gone.load(Ordering::SeqCst) => return String::new(),
@@ -227,7 +259,10 @@ fn local_to_ws(
             }
             Ok(0) => break (CloseCode::Normal, "target closed".to_string()),
             Ok(n) => {
-                if let Err(e) = tunnel.send(Message::binary(buf[..n].to_vec())) {
+                if let Some(o) = observer {
+                    o.local_read(&buf[..n]);
+                }
+                if let Err(e) = tunnel.send_data(&buf[..n]) {
                     return if ws_gone.load(Ordering::SeqCst) {
                         String::new()
                     } else {

@@ -89,6 +89,10 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<Rule>,
     /// Browser origins allowed to open tunnels (`*`: any); requests without Origin always pass.
     pub origins: Vec<String>,
+    /// `--record FILE` (made absolute): each tunnel's payload to `FILE.N`.
+    pub record: Option<PathBuf>,
+    /// `--record-max`, in bytes: a recording stops before its file passes this.
+    pub record_max: u64,
     /// Token sources (websockify's token plugins): when present, the token decides the target.
     pub tokens: Vec<crate::tokens::Source>,
     /// The token is the Host header (without its port), not the `token` query parameter.
@@ -438,6 +442,22 @@ fn socket_addr(flag: &str, s: &str) -> Result<SocketAddr, Error> {
         .ok_or_else(|| usage(format!("{flag} {s:?}: not an address")))
 }
 
+/// `--record FILE`, made absolute now so that the log says where recordings go. Its directory
+/// must exist; whether it can be written is found out per tunnel (a warning, not a failure).
+fn record_path(file: &Path) -> Result<PathBuf, Error> {
+    let bad = |why: String| usage(format!("--record {}: {why}", file.display()));
+    let abs = std::path::absolute(file).map_err(|e| bad(e.to_string()))?;
+    if abs.file_name().is_none() || file.to_string_lossy().ends_with(['/', '\\']) {
+        return Err(bad(
+            "name a file (recordings are FILE.1, FILE.2, ...)".into()
+        ));
+    }
+    match abs.parent() {
+        Some(dir) if dir.is_dir() => Ok(abs),
+        _ => Err(bad("its directory does not exist".into())),
+    }
+}
+
 fn server(mut args: Arguments) -> Result<Command, Error> {
     let level = level(&mut args, LevelFilter::Info);
     let tls_only = args.contains("--tls-only");
@@ -484,6 +504,8 @@ fn server(mut args: Arguments) -> Result<Command, Error> {
         .opt_value_from_str("--ping")
         .map_err(usage)?
         .unwrap_or(30);
+    let record: Option<PathBuf> = args.opt_value_from_str("--record").map_err(usage)?;
+    let record_max: Option<u64> = args.opt_value_from_str("--record-max").map_err(usage)?;
     let trusted: Vec<String> = args.values_from_str("--trusted-proxy").map_err(usage)?;
     let origins: Vec<String> = args.values_from_str("--origin").map_err(usage)?;
     let web_dir: Option<PathBuf> = args.opt_value_from_str("--web").map_err(usage)?;
@@ -569,6 +591,15 @@ fn server(mut args: Arguments) -> Result<Command, Error> {
     if cfg!(not(unix)) && unix_target.is_some() {
         return Err(usage("--unix-target: no Unix sockets on this system"));
     }
+    let record_max = match (record_max, &record) {
+        (Some(_), None) => return Err(usage("--record-max goes with --record")),
+        (Some(0), _) => return Err(usage("--record-max must be at least 1")),
+        (mib, _) => mib
+            .unwrap_or(64)
+            .checked_mul(1 << 20)
+            .ok_or_else(|| usage("--record-max is too large"))?,
+    };
+    let record = record.as_deref().map(record_path).transpose()?;
     let cfg = ServerConfig {
         listen,
         policy,
@@ -587,6 +618,8 @@ fn server(mut args: Arguments) -> Result<Command, Error> {
             .iter()
             .map(|o| o.trim_end_matches('/').to_ascii_lowercase())
             .collect(),
+        record,
+        record_max,
         tokens,
         host_token,
         unix_target,

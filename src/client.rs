@@ -111,9 +111,11 @@ fn ws_to_stdout(tunnel: &Shared) -> Result<(), Error> {
                 }
                 Err(e) => return Err(Error::io("write stdout", e)),
             },
-            Incoming::Text => {
-                tunnel.close(CloseCode::Unsupported, "text");
-                return Err(Error::Handshake("server sent a text message".into()));
+            Incoming::Wrong(code, why) => {
+                tunnel.close(code, &why);
+                return Err(Error::Handshake(format!(
+                    "unexpected message from the server: {why}"
+                )));
             }
             Incoming::Close(frame) => {
                 tunnel.flush_close();

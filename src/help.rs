@@ -99,6 +99,11 @@ Options:
   --server-name NAME     with --web: a host name this server's pages are served under
                          (repeatable); behind a --trusted-proxy, X-Forwarded-Host and
                          X-Forwarded-Proto say which name and scheme the browser used
+  --record FILE          record each tunnel's bytes, both ways and in the clear, to FILE.1,
+                         FILE.2, ... (mode 0600, never overwritten) in websockify's format,
+                         for noVNC's playback page; a debugging aid
+  --record-max MIB       stop a recording before its file passes MIB mebibytes; the tunnel
+                         goes on [default: 64]
   -v, -vv, -q            debug, trace, or errors only [default: info]
   -h, --help             this text
 

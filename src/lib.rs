@@ -9,12 +9,16 @@
 //! - `server`: `wssh server`, sniff TLS, read requests (pages on the way), upgrade, route, dial;
 //! - `web`: `--web DIR`, static pages: pure path resolution, and files opened so that nothing
 //!   outside DIR is ever read;
-//! - `bridge`: a TCP socket to a tunnel, both directions, with the close rules;
+//! - `record`: `--record`, websockify's recording format (pure encoder) and the thread per
+//!   recorded tunnel that writes it, fed through `bridge`'s observer hook;
+//! - `bridge`: a local socket (TCP or Unix) to a tunnel, both directions, with the close rules,
+//!   and an optional observer of the bytes at the local socket;
 //! - `listen`: the accept loop, signals and shutdown of the listening modes;
 //! - `proxy`: outgoing TCP (name lookup and connect within one deadline), direct or through an
 //!   HTTP proxy (CONNECT), and which proxy applies;
-//! - `ws`: HTTP heads and the opening handshake, both sides, bounded;
-//! - `pump`: one tunnel's WebSocket shared by its two threads, keepalive, the readiness wait;
+//! - `ws`: HTTP heads and the opening handshake, both sides, bounded; the subprotocol rule;
+//! - `pump`: one tunnel's WebSocket shared by its two threads, keepalive, the readiness wait,
+//!   how bytes travel in messages (binary, or base64 text);
 //! - `tls`: the client's connector and the server's acceptor, the plain-or-TLS `Stream`;
 //! - `origin`: pure allow or deny of a browser's `Origin` (`--origin`, same origin with `--web`);
 //! - `policy`: pure allow or deny of targets (`--allow`, `--hosts`, trusted proxies), and of
@@ -25,10 +29,12 @@
 //! - `redact`: pure, what logs and errors may show of a URL or an HTTP head;
 //! - `error`: the one error type.
 //!
-//! Invariants: no async runtime, two OS threads per tunnel, each sleeping in the kernel when
-//! idle; in client mode stdout carries tunnel bytes only (logs go to stderr); the server dials
-//! only what the policy allows; payload is never logged, nor any secret: URLs, proxy URLs and
-//! HTTP heads reach logs and error messages only through `redact`.
+//! Invariants: no async runtime, two OS threads per tunnel (a third records it, if asked), each
+//! sleeping in the kernel when idle; in client mode stdout carries tunnel bytes only (logs go
+//! to stderr); the server dials only what the policy allows; payload is never logged, nor any
+//! secret: URLs, proxy URLs and HTTP heads reach logs and error messages only through
+//! `redact`; payload is recorded only when asked for (`--record`), and a recording never
+//! blocks a tunnel.
 
 pub mod bridge;
 pub mod cli;
@@ -41,6 +47,7 @@ pub mod origin;
 pub mod policy;
 pub mod proxy;
 pub mod pump;
+pub mod record;
 pub mod redact;
 pub mod server;
 pub mod tls;

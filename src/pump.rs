@@ -8,7 +8,9 @@
 //! - no polling and no spinning: an idle tunnel sleeps in the kernel (waking only to ping, every
 //!   `--ping` seconds), and a byte goes out the moment it arrives;
 //! - every message is one local read, written and flushed before the next read: buffers stay
-//!   bounded (one frame out, `MAX_FRAME` in) and a slow side slows the other;
+//!   bounded (one frame out, `MAX_FRAME` in) and a slow side slows the other; with the
+//!   `base64` encoding a read is at most 3/4 of `CHUNK`, so that its text is at most `CHUNK`
+//!   and every bound below holds as it is;
 //! - whatever the peer sends, memory stays bounded: the write buffer is capped (`WRITE_CAP`, so
 //!   pongs owed to a peer that does not read replace each other instead of piling up), and a
 //!   peer that sends control frames faster than `CONTROL_RATE` is a flood (closed 1008);
@@ -21,6 +23,7 @@
 //! It does not own the local side (stdin/stdout or the target socket): the modes do.
 
 use crate::tls::Stream;
+use crate::url::{base64, base64_decode};
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -65,13 +68,66 @@ pub fn websocket(stream: Stream, rest: Vec<u8>, role: Role) -> WebSocket<Stream>
     WebSocket::from_partially_read(stream, rest, role, Some(ws_config()))
 }
 
+/// How tunnel bytes travel in messages: decided once per tunnel, by the subprotocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encoding {
+    /// Binary messages (no subprotocol, or `binary`).
+    Binary,
+    /// Text messages holding base64 (the `base64` subprotocol of websockify before 0.9 and
+    /// noVNC 0.x). Its text is 4/3 of the bytes: a local read is at most 3/4 of `CHUNK`, so
+    /// that a message is never larger than a binary one (`WRITE_CAP` and `MAX_FRAME` hold).
+    Base64,
+}
+
+impl Encoding {
+    /// Largest local read that goes out as one message.
+    pub fn max_read(self) -> usize {
+        match self {
+            Encoding::Binary => CHUNK,
+            Encoding::Base64 => CHUNK / 4 * 3,
+        }
+    }
+
+    /// One local read as a message.
+    fn message(self, data: &[u8]) -> Message {
+        match self {
+            Encoding::Binary => Message::binary(data.to_vec()),
+            Encoding::Base64 => Message::text(base64(data)),
+        }
+    }
+
+    /// What a data message from the peer is: tunnel bytes, nothing (an empty base64 text is
+    /// zero bytes: the clients that speak base64 do not know the end-of-data rule), or a
+    /// message this tunnel does not carry.
+    fn incoming(self, msg: Message) -> Option<Incoming> {
+        let wrong = |code, why: &str| Some(Incoming::Wrong(code, why.to_string()));
+        match (self, msg) {
+            (Encoding::Binary, Message::Binary(b)) => Some(Incoming::Data(b)),
+            (Encoding::Base64, Message::Text(t)) => match base64_decode(t.as_bytes()) {
+                Ok(b) if b.is_empty() => None,
+                Ok(b) => Some(Incoming::Data(b.into())),
+                Err(e) => wrong(CloseCode::Invalid, &format!("invalid base64: {e}")),
+            },
+            (Encoding::Binary, _) => wrong(
+                CloseCode::Unsupported,
+                "text messages are not supported: send binary",
+            ),
+            (Encoding::Base64, _) => wrong(
+                CloseCode::Unsupported,
+                "binary messages are not supported with base64: send base64 text",
+            ),
+        }
+    }
+}
+
 /// What the receiving side of a tunnel gets.
 #[derive(Debug)]
 pub enum Incoming {
     /// Tunnel bytes; empty means the peer's end of data (see README, Protocol).
     Data(Bytes),
-    /// A text message: not allowed in a tunnel.
-    Text,
+    /// A message this tunnel does not carry (text in a binary tunnel; binary, or text that is
+    /// not base64, in a base64 one): close with this code; the reason says what came.
+    Wrong(CloseCode, String),
     /// The peer sent Close (the reply is already on its way).
     Close(Option<CloseFrame>),
     /// The connection ended after a completed closing handshake.
@@ -94,6 +150,7 @@ pub struct Shared {
     activity: AtomicU64,
     /// The peer's allowance of control frames: (tokens, when last refilled).
     control: Mutex<(f64, Instant)>,
+    encoding: Encoding,
 }
 
 /// A snapshot of a tunnel's progress, to tell later whether anything moved since.
@@ -117,7 +174,23 @@ impl Shared {
             ping,
             activity: AtomicU64::new(0),
             control: Mutex::new((CONTROL_BURST, Instant::now())),
+            encoding: Encoding::Binary,
         })
+    }
+
+    /// Carry the tunnel's bytes this way (binary unless said otherwise).
+    pub fn with_encoding(self, encoding: Encoding) -> Shared {
+        Shared { encoding, ..self }
+    }
+
+    /// Largest local read that goes out as one message.
+    pub fn max_read(&self) -> usize {
+        self.encoding.max_read()
+    }
+
+    /// Send one local read (at most `max_read` bytes) as one message, flushed.
+    pub fn send_data(&self, data: &[u8]) -> Result<(), WsError> {
+        self.send(self.encoding.message(data))
     }
 
     /// Where the tunnel stands now.
@@ -174,7 +247,11 @@ impl Shared {
     pub fn send(&self, msg: Message) -> Result<(), WsError> {
         let mut r = self.lock().send(msg);
         // Looked at only when the send has to wait (a system call on Linux).
-        let mut mark = if would_block(&r) { self.progress() } else { self.mark() };
+        let mut mark = if would_block(&r) {
+            self.progress()
+        } else {
+            self.mark()
+        };
         while would_block(&r) {
             if !self.sock.wait(Ready::Write, Some(LINGER))? && !self.progressed(&mut mark) {
                 let msg = format!("the peer read nothing for {} s", LINGER.as_secs());
@@ -202,8 +279,12 @@ impl Shared {
                 self.activity.fetch_add(1, Ordering::Relaxed);
             }
             match r {
-                Ok(Message::Binary(b)) => return Ok(Incoming::Data(b)),
-                Ok(Message::Text(_)) => return Ok(Incoming::Text),
+                Ok(m @ (Message::Binary(_) | Message::Text(_))) => {
+                    if let Some(incoming) = self.encoding.incoming(m) {
+                        return Ok(incoming);
+                    }
+                    silent = 0;
+                }
                 Ok(Message::Close(f)) => return Ok(Incoming::Close(f)),
                 Ok(Message::Ping(_) | Message::Pong(_)) if !self.control_allowed() => {
                     return Ok(Incoming::Flood)

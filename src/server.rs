@@ -10,6 +10,7 @@ use crate::error::Error;
 use crate::listen::{self, Busy, Hub, Limits};
 use crate::policy::{parse_hosts, real_client, Denied, Route, Target};
 use crate::pump::Shared;
+use crate::record::Recorder;
 use crate::redact;
 use crate::tls::Stream;
 use crate::tokens::{Dest, Tokens};
@@ -30,6 +31,8 @@ struct State {
     tokens: Tokens,
     /// This machine's interface addresses, read at start-up: a name must not lead there.
     own: Vec<IpAddr>,
+    /// `--record`: where each tunnel's payload goes.
+    record: Option<Recorder>,
 }
 
 /// The `--hosts` map, re-read when the file's modification time changes.
@@ -70,7 +73,16 @@ pub fn run(cfg: ServerConfig) -> Result<(), Error> {
         Vec::new()
     });
     log::debug!("own addresses: {own:?}");
+    let record = cfg.record.clone().map(|file| {
+        let mib = cfg.record_max >> 20;
+        log::info!(
+            "recording each tunnel to {}.N, at most {mib} MiB each",
+            file.display()
+        );
+        Recorder::new(file, cfg.record_max)
+    });
     let state = Arc::new(State {
+        record,
         tokens: Tokens::new(cfg.tokens.clone()),
         cfg,
         hosts: Mutex::new(HostsCache::default()),
@@ -232,8 +244,8 @@ fn handshake(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Optio
             return Err(refuse(&mut stream, 503, &body, &body));
         }
     };
-    let binary = match ws::subprotocol(&req) {
-        Ok(b) => b,
+    let proto = match ws::subprotocol(&req) {
+        Ok(p) => p,
         Err(e) => return Err(refuse(&mut stream, 400, &e, &e)),
     };
     let (way, token) = match route(state, &req) {
@@ -255,9 +267,11 @@ fn handshake(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Optio
         },
         Way::Unix(..) => Vec::new(),
     };
-    ws::accept(&mut stream, &accept_key, binary).map_err(|e| Error::io("answer", e))?;
+    ws::accept(&mut stream, &accept_key, proto).map_err(|e| Error::io("answer", e))?;
     let websocket = crate::pump::websocket(stream, rest, Role::Server);
-    let tunnel = Shared::new(websocket, cfg.ping).map_err(setup)?;
+    let tunnel = Shared::new(websocket, cfg.ping)
+        .map_err(setup)?
+        .with_encoding(proto.encoding());
 
     let target_name = way.to_string();
     let dialled = dial(&way, &addrs, deadline).and_then(|local| {
@@ -280,7 +294,12 @@ fn handshake(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Optio
         (Some(t), Ok(clone)) => Some(state.tokens.watch(id, t.clone(), clone)),
         _ => None,
     };
-    let o = bridge::run(hub, &tunnel, local, Side::Server);
+    // --record: copies of the payload go to a recording thread, never waited for while the
+    // tunnel runs; once it is over, its file's last line is (at most 1 s).
+    let recording = state.record.as_ref().and_then(|r| r.start(id));
+    let observer = recording.as_ref().map(|r| r as &dyn bridge::Observer);
+    let o = bridge::run_observed(hub, &tunnel, local, Side::Server, observer);
+    drop(recording);
     Ok(Some(Summary {
         client,
         target: target_name,

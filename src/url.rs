@@ -1,4 +1,5 @@
-//! Pure parsing of `ws://` and `wss://` URLs, Basic credentials and the base64 they are sent in.
+//! Pure parsing of `ws://` and `wss://` URLs, Basic credentials and the base64 they are sent in
+//! (and that the `base64` subprotocol carries).
 //! No sockets and no DNS here: a `WsUrl` only says where to connect and what to ask for.
 //! Messages quote a URL only through `redact::url`.
 
@@ -194,6 +195,48 @@ pub fn base64(data: &[u8]) -> String {
     out
 }
 
+/// Decode standard base64 (RFC 4648, section 4), strictly: the 64-letter alphabet with `+` and
+/// `/`, padded with `=` to a multiple of 4 letters, `=` only as the last one or two letters,
+/// and the bits left over after the last byte all zero (the one spelling an encoder makes).
+/// No white space or line breaks, no URL-safe alphabet. Errors say what is wrong, never quote
+/// the input.
+pub fn base64_decode(s: &[u8]) -> Result<Vec<u8>, &'static str> {
+    if s.len() % 4 != 0 {
+        return Err("length is not a multiple of 4");
+    }
+    let pad = match s {
+        [.., b'=', b'='] => 2,
+        [.., b'='] => 1,
+        _ => 0,
+    };
+    let mut out = Vec::with_capacity(s.len() / 4 * 3);
+    for (i, quad) in s.chunks_exact(4).enumerate() {
+        let last = (i + 1) * 4 == s.len();
+        let letters = if last { 4 - pad } else { 4 };
+        let mut n = 0u32;
+        for (j, &c) in quad.iter().enumerate() {
+            let v = match c {
+                b'A'..=b'Z' => c - b'A',
+                b'a'..=b'z' => c - b'a' + 26,
+                b'0'..=b'9' => c - b'0' + 52,
+                b'+' => 62,
+                b'/' => 63,
+                b'=' if j >= letters => 0,
+                b'=' => return Err("padding before the end"),
+                _ => return Err("a character outside the base64 alphabet"),
+            };
+            n = n << 6 | v as u32;
+        }
+        let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        let keep = letters * 6 / 8;
+        if bytes[keep..].iter().any(|&b| b != 0) {
+            return Err("bits set after the last byte");
+        }
+        out.extend_from_slice(&bytes[..keep]);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -308,9 +351,51 @@ mod tests {
             ("f", "Zg=="),
             ("fo", "Zm8="),
             ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
             ("foobar", "Zm9vYmFy"),
         ] {
             assert_eq!(base64(i.as_bytes()), o);
+            assert_eq!(base64_decode(o.as_bytes()).unwrap(), i.as_bytes());
+        }
+    }
+
+    fn check_decode(input: &str, expected: Result<&[u8], &str>) {
+        let got = base64_decode(input.as_bytes());
+        assert_eq!(got.as_deref().map_err(|e| *e), expected, "{input:?}");
+    }
+
+    #[test]
+    fn base64_decoding_is_strict() {
+        check_decode("", Ok(b""));
+        check_decode("AA==", Ok(&[0]));
+        check_decode("/w==", Ok(&[0xff]));
+        check_decode("+/+/", Ok(&[0xfb, 0xff, 0xbf]));
+        check_decode("AAECA/79/w==", Ok(&[0, 1, 2, 3, 0xfe, 0xfd, 0xff]));
+        // Length and padding.
+        check_decode("Zg", Err("length is not a multiple of 4"));
+        check_decode("Zm9vY", Err("length is not a multiple of 4"));
+        check_decode("Z===", Err("padding before the end"));
+        check_decode("====", Err("padding before the end"));
+        check_decode("Zg==Zg==", Err("padding before the end"));
+        check_decode("Zm=v", Err("padding before the end"));
+        // Only the spelling an encoder makes: no bits after the last byte.
+        check_decode("Zh==", Err("bits set after the last byte"));
+        check_decode("Zm9=", Err("bits set after the last byte"));
+        // No white space, line breaks, URL-safe letters or anything else.
+        check_decode("Zm9v\r\nYmFy", Err("length is not a multiple of 4"));
+        check_decode("Zm9v YmE", Err("a character outside the base64 alphabet"));
+        check_decode("Zm9vYmF\n", Err("a character outside the base64 alphabet"));
+        check_decode("-_-_", Err("a character outside the base64 alphabet"));
+        check_decode("Zm9\0", Err("a character outside the base64 alphabet"));
+        check_decode("Zm9é", Err("length is not a multiple of 4"));
+        // Every byte value, every length remainder, both ways.
+        let all: Vec<u8> = (0..=255).collect();
+        for n in 0..all.len() {
+            assert_eq!(
+                base64_decode(base64(&all[..n]).as_bytes()).unwrap(),
+                &all[..n]
+            );
         }
     }
 

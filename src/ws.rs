@@ -201,15 +201,38 @@ pub fn offers_binary(req: &Request) -> bool {
     has_token(&req.headers, "sec-websocket-protocol", "binary")
 }
 
-/// The one subprotocol rule: none offered, none selected (`Ok(false)`); a list with `binary`
-/// in it (white space around items tolerated), `binary` (`Ok(true)`); anything else, 400.
-pub fn subprotocol(req: &Request) -> Result<bool, String> {
+/// The subprotocol the server selects, and so how tunnel bytes travel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Subprotocol {
+    /// None offered, none selected: binary messages.
+    None,
+    /// `binary`: binary messages.
+    Binary,
+    /// `base64`: text messages holding base64 (websockify before 0.9, noVNC 0.x).
+    Base64,
+}
+
+impl Subprotocol {
+    pub fn encoding(self) -> pump::Encoding {
+        match self {
+            Subprotocol::None | Subprotocol::Binary => pump::Encoding::Binary,
+            Subprotocol::Base64 => pump::Encoding::Base64,
+        }
+    }
+}
+
+/// The one subprotocol rule: none offered, none selected; a list with `binary` in it (white
+/// space around items tolerated), `binary`; else a list with `base64` in it, `base64`;
+/// anything else, 400.
+pub fn subprotocol(req: &Request) -> Result<Subprotocol, String> {
     if header(&req.headers, "sec-websocket-protocol").is_none() {
-        Ok(false)
+        Ok(Subprotocol::None)
     } else if offers_binary(req) {
-        Ok(true)
+        Ok(Subprotocol::Binary)
+    } else if has_token(&req.headers, "sec-websocket-protocol", "base64") {
+        Ok(Subprotocol::Base64)
     } else {
-        Err("unsupported subprotocol: offer binary, or none".into())
+        Err("unsupported subprotocol: offer binary, base64, or none".into())
     }
 }
 
@@ -224,12 +247,12 @@ pub fn refuse(s: &mut impl Write, code: u16, reason: &str, body: &str) -> io::Re
     s.flush()
 }
 
-/// Accept the upgrade: write the 101 answer.
-pub fn accept(s: &mut impl Write, accept_key: &str, binary: bool) -> io::Result<()> {
-    let proto = if binary {
-        "Sec-WebSocket-Protocol: binary\r\n"
-    } else {
-        ""
+/// Accept the upgrade: write the 101 answer, naming the subprotocol selected.
+pub fn accept(s: &mut impl Write, accept_key: &str, proto: Subprotocol) -> io::Result<()> {
+    let proto = match proto {
+        Subprotocol::None => "",
+        Subprotocol::Binary => "Sec-WebSocket-Protocol: binary\r\n",
+        Subprotocol::Base64 => "Sec-WebSocket-Protocol: base64\r\n",
     };
     let r = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
@@ -455,6 +478,29 @@ mod tests {
         assert!(offers_binary(&req(
             "Sec-WebSocket-Protocol: base64, binary\r\n"
         )));
+    }
+
+    #[test]
+    fn the_subprotocol_rule() {
+        let check = |offered: Option<&str>, expected: Result<Subprotocol, ()>| {
+            let h = offered.map_or(String::new(), |p| {
+                format!("Sec-WebSocket-Protocol: {p}\r\n")
+            });
+            let req = parse_request(format!("GET / HTTP/1.1\r\n{h}\r\n").as_bytes()).unwrap();
+            assert_eq!(subprotocol(&req).map_err(|_| ()), expected, "{offered:?}");
+        };
+        use Subprotocol as P;
+        check(None, Ok(P::None));
+        check(Some("binary"), Ok(P::Binary));
+        check(Some("base64, binary"), Ok(P::Binary));
+        check(Some(" binary ,base64"), Ok(P::Binary));
+        check(Some("BINARY"), Ok(P::Binary));
+        check(Some("base64"), Ok(P::Base64));
+        check(Some("chat, base64"), Ok(P::Base64));
+        check(Some("Base64"), Ok(P::Base64));
+        check(Some("chat"), Err(()));
+        check(Some("binaryx, base64x"), Err(()));
+        check(Some(""), Err(()));
         assert!(parse_request(b"\x16\x03\x01garbage\r\n\r\n").is_err());
     }
 }

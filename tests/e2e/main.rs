@@ -5,6 +5,7 @@ mod interop;
 mod limits;
 mod pitfalls;
 mod reach;
+mod record;
 mod secrets;
 mod ssh;
 mod support;

@@ -118,8 +118,14 @@ fuzz_target!(|data: &[u8]| {
             );
         }
         let _ = ws::offers_binary(&req);
-        if let Ok(true) = ws::subprotocol(&req) {
-            assert!(ws::offers_binary(&req), "binary selected without being offered");
+        match ws::subprotocol(&req) {
+            Ok(ws::Subprotocol::Binary) => {
+                assert!(ws::offers_binary(&req), "binary selected without being offered")
+            }
+            Ok(ws::Subprotocol::Base64) => {
+                assert!(!ws::offers_binary(&req), "base64 selected over binary")
+            }
+            _ => {}
         }
         let _ = wssh::redact::url(&req.target);
         let _ = ws::header(&req.headers, "x-forwarded-for");
