@@ -89,6 +89,8 @@ pub struct ServerConfig {
     pub host_token: bool,
     /// The fixed target is this Unix socket.
     pub unix_target: Option<PathBuf>,
+    /// `-- PROGRAM ARGS`: the program to start, watch and end with the server.
+    pub wrap: Option<crate::wrap::Program>,
 }
 
 fn usage(msg: impl std::fmt::Display) -> Error {
@@ -152,7 +154,14 @@ fn env(names: &[&'static str]) -> Option<(&'static str, String)> {
 }
 
 /// Parse the whole command line (without the program name).
-pub fn parse(raw: Vec<std::ffi::OsString>) -> Result<Command, Error> {
+pub fn parse(mut raw: Vec<std::ffi::OsString>) -> Result<Command, Error> {
+    // `-- PROGRAM ARGS` (wssh server) are not wssh's: split them off before any flag is looked
+    // for, so that a program's own --help or --version stays its own.
+    let program = raw.iter().position(|a| a == "--").map(|i| {
+        let program = raw.split_off(i + 1);
+        raw.pop();
+        program
+    });
     let mut args = Arguments::from_vec(raw);
     if args.contains("--version") {
         return Ok(Command::Print(format!(
@@ -172,9 +181,12 @@ pub fn parse(raw: Vec<std::ffi::OsString>) -> Result<Command, Error> {
     if let (true, Some(text)) = (wants_help, sub.as_deref().and_then(help_for)) {
         return Ok(Command::Print(text));
     }
+    if program.is_some() && sub.as_deref() != Some("server") {
+        return Err(usage("-- PROGRAM ARGS goes with wssh server"));
+    }
     match sub.as_deref() {
         Some("client") => client(args),
-        Some("server") => server(args),
+        Some("server") => server(args, program),
         Some("connect") => listener(args, true),
         Some("forward") => listener(args, false),
         Some("help") => {
@@ -376,7 +388,7 @@ fn socket_addr(flag: &str, s: &str) -> Result<SocketAddr, Error> {
         .ok_or_else(|| usage(format!("{flag} {s:?}: not an address")))
 }
 
-fn server(mut args: Arguments) -> Result<Command, Error> {
+fn server(mut args: Arguments, program: Option<Vec<std::ffi::OsString>>) -> Result<Command, Error> {
     let level = level(&mut args, LevelFilter::Info);
     let tls_only = args.contains("--tls-only");
     let host_token = args.contains("--host-token");
@@ -390,10 +402,8 @@ fn server(mut args: Arguments) -> Result<Command, Error> {
         .opt_value_from_str("--listen")
         .map_err(usage)?
         .unwrap_or("127.0.0.1:4567".into());
-    let target: String = args
-        .opt_value_from_str("--target")
-        .map_err(usage)?
-        .unwrap_or("127.0.0.1:22".into());
+    let target: Option<String> = args.opt_value_from_str("--target").map_err(usage)?;
+    let wrap_mode: Option<String> = args.opt_value_from_str("--wrap-mode").map_err(usage)?;
     let allow: Vec<String> = args.values_from_str("--allow").map_err(usage)?;
     let hosts_file: Option<PathBuf> = args.opt_value_from_str("--hosts").map_err(usage)?;
     let cert: Option<String> = args.opt_value_from_str("--cert").map_err(usage)?;
@@ -425,6 +435,12 @@ fn server(mut args: Arguments) -> Result<Command, Error> {
     finish(args)?;
 
     let listen = socket_addr("--listen", &listen)?;
+    let target_given = target.is_some() || unix_target.is_some();
+    let wrap = crate::wrap::program(program, wrap_mode.as_deref(), target_given).map_err(usage)?;
+    if cfg!(not(unix)) && wrap.is_some() {
+        return Err(usage("-- PROGRAM: not available on this system"));
+    }
+    let target = target.unwrap_or("127.0.0.1:22".into());
     let trusted_proxies = trusted
         .iter()
         .map(|t| Rule::parse_range(t).map_err(|e| usage(format!("--trusted-proxy {e}"))))
@@ -494,6 +510,7 @@ fn server(mut args: Arguments) -> Result<Command, Error> {
         tokens,
         host_token,
         unix_target,
+        wrap,
     };
     Ok(Command::Server(Box::new(cfg), level))
 }

@@ -7,6 +7,8 @@
 //! - `client`: `wssh client URL`, stdin/stdout to a WebSocket (the ProxyCommand), and the
 //!   opening of a tunnel that every client-side mode uses;
 //! - `server`: `wssh server`, sniff TLS, upgrade, route, dial;
+//! - `wrap`: `wssh server -- PROGRAM`, the program behind the server: its process group,
+//!   its guard, its end (`--wrap-mode`), and the port it may be given;
 //! - `bridge`: a TCP socket to a tunnel, both directions, with the close rules;
 //! - `listen`: the accept loop, signals and shutdown of the listening modes;
 //! - `proxy`: outgoing TCP (name lookup and connect within one deadline), direct or through an
@@ -40,6 +42,7 @@ pub mod server;
 pub mod tls;
 pub mod tokens;
 pub mod url;
+pub mod wrap;
 pub mod ws;
 
 /// Print a failure as one `error: ...` line on stderr and give its exit code.
