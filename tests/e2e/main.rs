@@ -11,3 +11,4 @@ mod targets;
 mod tls;
 mod tokens;
 mod tunnel;
+mod wrap;
