@@ -314,3 +314,23 @@ fn usage_errors() {
         "{err}"
     );
 }
+
+#[test]
+fn on_linux_the_program_goes_with_wssh_even_without_its_guard() {
+    let dir = TempDir::new("wrap-pdeathsig");
+    let script = format!("echo $$ > {}; exec sleep 300", dir.path("sh").display());
+    let mut srv = Server::start(&["--", "sh", "-c", &script]);
+    let program = pid_in(&dir.path("sh"));
+    // The guard leads the program's group.
+    let guard: u32 = stat_field(program, 2).parse().unwrap();
+    let comm = std::fs::read_to_string(format!("/proc/{guard}/comm")).unwrap();
+    assert_eq!(comm.trim(), "wssh-guard");
+    // Without it, the kernel still ends the program when wssh dies (PR_SET_PDEATHSIG).
+    let killed = Command::new("kill")
+        .args(["-KILL", &guard.to_string()])
+        .status();
+    assert!(killed.unwrap().success());
+    srv.proc.signal("KILL");
+    srv.proc.wait_for(PATIENCE).expect("wssh did not die");
+    gone_within(program, Duration::from_secs(2), "the program");
+}
