@@ -8,7 +8,8 @@
 //! however it ends (SIGKILL too), the kernel closes the pipe; the guard wakes, sends SIGTERM to
 //! the group, and SIGKILL `GRACE` later. On Linux the program also gets SIGTERM straight from the
 //! kernel when wssh dies (`PR_SET_PDEATHSIG`). On a normal stop wssh does this itself: SIGTERM to
-//! the group, then SIGKILL once the group is empty but for the guard, or `GRACE` has passed.
+//! the group, then, as soon as nothing but the guard is left, it is done; what is still there
+//! after `GRACE` gets SIGKILL.
 
 use crate::error::Error;
 use crate::policy::Target;
