@@ -105,6 +105,8 @@ pub struct ServerConfig {
     pub server_names: Vec<String>,
     /// Started with websockify's command line: its banner, and where the Origin rule came from.
     pub compat: Option<websockify::Compat>,
+    /// `-- PROGRAM ARGS`: the program to start, watch and end with the server.
+    pub wrap: Option<crate::wrap::Program>,
 }
 
 fn usage(msg: impl std::fmt::Display) -> Error {
@@ -203,7 +205,7 @@ fn websockify(raw: Vec<OsString>) -> Result<Command, Error> {
             "wssh {} (websockify mode)\n",
             env!("CARGO_PKG_VERSION")
         ))),
-        Websockify::Serve { native, compat } => match server(Arguments::from_vec(native))? {
+        Websockify::Serve { native, compat } => match server(Arguments::from_vec(native), None)? {
             Command::Server(mut cfg, level) => {
                 cfg.compat = Some(compat);
                 Ok(Command::Server(cfg, level))
@@ -214,10 +216,17 @@ fn websockify(raw: Vec<OsString>) -> Result<Command, Error> {
 }
 
 /// Parse the command line without the program name.
-pub fn parse(raw: Vec<OsString>) -> Result<Command, Error> {
+pub fn parse(mut raw: Vec<OsString>) -> Result<Command, Error> {
     if raw.first().is_some_and(|a| a == "websockify") {
         return websockify(raw[1..].to_vec());
     }
+    // `-- PROGRAM ARGS` (wssh server) are not wssh's: split them off before any flag is looked
+    // for, so that a program's own --help or --version stays its own.
+    let program = raw.iter().position(|a| a == "--").map(|i| {
+        let program = raw.split_off(i + 1);
+        raw.pop();
+        program
+    });
     let mut args = Arguments::from_vec(raw);
     if args.contains("--version") {
         return Ok(Command::Print(format!(
@@ -238,9 +247,12 @@ pub fn parse(raw: Vec<OsString>) -> Result<Command, Error> {
     if let (true, Some(text)) = (wants_help, sub.as_deref().and_then(help_for)) {
         return Ok(Command::Print(text));
     }
+    if program.is_some() && sub.as_deref() != Some("server") {
+        return Err(usage("-- PROGRAM ARGS goes with wssh server"));
+    }
     match sub.as_deref() {
         Some("client") => client(args),
-        Some("server") => server(args),
+        Some("server") => server(args, program),
         Some("connect") => listener(args, true),
         Some("forward") => listener(args, false),
         Some("help") => {
@@ -458,7 +470,7 @@ fn record_path(file: &Path) -> Result<PathBuf, Error> {
     }
 }
 
-fn server(mut args: Arguments) -> Result<Command, Error> {
+fn server(mut args: Arguments, program: Option<Vec<OsString>>) -> Result<Command, Error> {
     let level = level(&mut args, LevelFilter::Info);
     let tls_only = args.contains("--tls-only");
     let host_token = args.contains("--host-token");
@@ -474,10 +486,8 @@ fn server(mut args: Arguments) -> Result<Command, Error> {
         .opt_value_from_str("--listen")
         .map_err(usage)?
         .unwrap_or("127.0.0.1:4567".into());
-    let target: String = args
-        .opt_value_from_str("--target")
-        .map_err(usage)?
-        .unwrap_or("127.0.0.1:22".into());
+    let target: Option<String> = args.opt_value_from_str("--target").map_err(usage)?;
+    let wrap_mode: Option<String> = args.opt_value_from_str("--wrap-mode").map_err(usage)?;
     let allow: Vec<String> = args.values_from_str("--allow").map_err(usage)?;
     let hosts_file: Option<PathBuf> = args.opt_value_from_str("--hosts").map_err(usage)?;
     let cert: Option<String> = args.opt_value_from_str("--cert").map_err(usage)?;
@@ -517,6 +527,12 @@ fn server(mut args: Arguments) -> Result<Command, Error> {
     finish(args)?;
 
     let listen = socket_addr("--listen", &listen)?;
+    let target_given = target.is_some() || unix_target.is_some();
+    let wrap = crate::wrap::program(program, wrap_mode.as_deref(), target_given).map_err(usage)?;
+    if cfg!(not(unix)) && wrap.is_some() {
+        return Err(usage("-- PROGRAM: not available on this system"));
+    }
+    let target = target.unwrap_or("127.0.0.1:22".into());
     let trusted_proxies = trusted
         .iter()
         .map(|t| Rule::parse_range(t).map_err(|e| usage(format!("--trusted-proxy {e}"))))
@@ -626,6 +642,7 @@ fn server(mut args: Arguments) -> Result<Command, Error> {
         web,
         server_names,
         compat: None,
+        wrap,
     };
     Ok(Command::Server(Box::new(cfg), level))
 }

@@ -41,7 +41,7 @@ Exit codes: 0 the server closed normally, 1 an error (one line on stderr), 2 a u
 pub const SERVER_HELP: &str = "\
 wssh server: accept WebSocket tunnels and connect each to a TCP target
 
-Usage: wssh server [OPTIONS]
+Usage: wssh server [OPTIONS] [-- PROGRAM ARGS...]
 
 Every tunnel goes to the fixed target, unless its path is /ssh/NAME and NAME is allowed:
 NAME is a name from --hosts, or HOST[:PORT] (port 22 if left out) matching an --allow rule.
@@ -104,10 +104,22 @@ Options:
                          for noVNC's playback page; a debugging aid
   --record-max MIB       stop a recording before its file passes MIB mebibytes; the tunnel
                          goes on [default: 64]
+  --wrap-mode MODE       when the PROGRAM after -- ends by itself: exit (stop, and exit
+                         with its status), ignore (serve on), or respawn (start it again,
+                         held while its last 3 starts average under 10 s ago: websockify's
+                         throttle) [default: exit]
   -v, -vv, -q            debug, trace, or errors only [default: info]
   -h, --help             this text
 
-SIGTERM or Ctrl-C: stop accepting, close tunnels (1001), exit within 2 s; a second one exits now.
+With -- PROGRAM ARGS, wssh starts PROGRAM once it listens (websockify's wrap mode), stdin from
+/dev/null, in a process group of its own that ends with wssh, even when wssh is killed
+(SIGTERM, then SIGKILL after 3 s). PROGRAM must listen where --target or --unix-target says;
+with neither, wssh picks a free port on 127.0.0.1, makes it the target and passes it in:
+{port} in ARGS is replaced, and WSSH_TARGET_PORT=PORT and WSSH_TARGET=127.0.0.1:PORT are set.
+Example: wssh server --listen 0.0.0.0:6080 -- x11vnc -localhost -rfbport {port} -forever
+
+SIGTERM or Ctrl-C: stop accepting, close tunnels (1001), exit within 2 s (5 s with a PROGRAM);
+a second one exits now.
 ";
 
 pub const CONNECT_HELP: &str = "\

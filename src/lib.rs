@@ -7,6 +7,8 @@
 //! - `client`: `wssh client URL`, stdin/stdout to a WebSocket (the ProxyCommand), and the
 //!   opening of a tunnel that every client-side mode uses;
 //! - `server`: `wssh server`, sniff TLS, read requests (pages on the way), upgrade, route, dial;
+//! - `wrap`: `wssh server -- PROGRAM`, the program behind the server: its process group,
+//!   its guard, its end (`--wrap-mode`), and the port it may be given;
 //! - `web`: `--web DIR`, static pages: pure path resolution, and files opened so that nothing
 //!   outside DIR is ever read;
 //! - `record`: `--record`, websockify's recording format (pure encoder) and the thread per
@@ -55,6 +57,7 @@ pub mod tokens;
 pub mod url;
 pub mod web;
 pub mod websockify;
+pub mod wrap;
 pub mod ws;
 
 /// Print a failure as one `error: ...` line on stderr and give its exit code.

@@ -5,9 +5,9 @@
 //! shed, not the newcomer, so idle or trickling sockets cannot starve real clients. Tunnels are
 //! capped in all and per client. A handler that answers other requests on the connection first
 //! (pages, with keep-alive) keeps it pending and gives each request a deadline of its own
-//! (`Hub::rearm`). Refusals are logged at a bounded rate. Ctrl-C/SIGTERM stop the loop and cut
-//! the local sockets of open tunnels so each closes cleanly. It knows nothing of HTTP or
-//! WebSocket; the handlers report progress and ask for admission.
+//! (`Hub::rearm`). Refusals are logged at a bounded rate. Ctrl-C/SIGTERM (or `stop`) stop the
+//! loop and cut the local sockets of open tunnels so each closes cleanly. It knows nothing of
+//! HTTP or WebSocket; the handlers report progress and ask for admission.
 
 use crate::bridge::Local;
 use crate::error::Error;
@@ -84,10 +84,35 @@ struct Counts {
     tunnels_by_ip: HashMap<IpAddr, usize>,
 }
 
+/// Set when stopping begins, by a signal or by `stop`. Process-wide, as the signal handler is:
+/// one accept loop runs per process.
+static STOPPING: AtomicBool = AtomicBool::new(false);
+/// Where to connect to wake the running accept loop, once it runs.
+static WAKE: Mutex<Option<SocketAddr>> = Mutex::new(None);
+
+/// Stop the accept loop as a first SIGTERM does: no new tunnels, open ones closed, and `serve`
+/// returns after the drain. Asked before `serve` runs, `serve` returns as soon as it starts. For
+/// a part of a listening mode that ends it from inside (a wrapped program that ended).
+pub fn stop() {
+    begin_stop();
+}
+
+/// Begin stopping and wake the accept loop; false if stopping had begun already.
+fn begin_stop() -> bool {
+    if STOPPING.swap(true, Ordering::SeqCst) {
+        return false;
+    }
+    log::info!("stopping: no new tunnels, closing open ones");
+    let wake = *lock(&WAKE);
+    if let Some(addr) = wake {
+        let _ = TcpStream::connect_timeout(&addr, Duration::from_millis(200));
+    }
+    true
+}
+
 /// What the connection threads of one listener share.
 pub struct Hub {
     limits: Limits,
-    stopping: AtomicBool,
     next_id: AtomicU64,
     /// Connection threads alive.
     active: AtomicUsize,
@@ -123,7 +148,6 @@ impl Hub {
     fn new(limits: Limits) -> Hub {
         Hub {
             limits,
-            stopping: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
             active: AtomicUsize::new(0),
             counts: Mutex::new(Counts::default()),
@@ -133,7 +157,7 @@ impl Hub {
     }
 
     pub fn stopping(&self) -> bool {
-        self.stopping.load(Ordering::SeqCst)
+        STOPPING.load(Ordering::SeqCst)
     }
 
     /// The pending connection `id` sent something: it is not the stalest.
@@ -405,16 +429,15 @@ where
         .set_nonblocking(true)
         .map_err(|e| Error::io("listen", e))?;
     let hub = Arc::new(Hub::new(limits));
-    let h = hub.clone();
-    ctrlc::set_handler(move || {
-        if h.stopping.swap(true, Ordering::SeqCst) {
+    ctrlc::set_handler(|| {
+        if !begin_stop() {
             log::warn!("second signal: exiting now");
             std::process::exit(130);
         }
-        log::info!("stopping: no new tunnels, closing open ones");
-        let _ = TcpStream::connect_timeout(&wake_addr(local), Duration::from_millis(200));
     })
     .map_err(|e| Error::io("install signal handler", io::Error::other(e.to_string())))?;
+    // Set before the loop looks at the flag: a `stop` either sees this or is seen by the loop.
+    *lock(&WAKE) = Some(wake_addr(local));
     log::info!("listening on {local}");
 
     let handle = Arc::new(handle);
@@ -534,7 +557,7 @@ fn check_open_files(limits: &Limits) {
 #[cfg(not(unix))]
 fn check_open_files(_limits: &Limits) {}
 
-/// Where the signal handler connects to wake the accept loop.
+/// Where `begin_stop` connects to wake the accept loop.
 fn wake_addr(local: SocketAddr) -> SocketAddr {
     let mut a = local;
     if a.ip().is_unspecified() {

@@ -1,6 +1,6 @@
 //! The `wssh` binary: parse the command line (websockify's, when named `websockify`), set up
 //! logging on stderr, run the mode, and map the result to an exit code (0 ok, 1 failure,
-//! 2 usage, 130 signal).
+//! 2 usage, 130 signal; the server may pass on its wrapped program's status).
 
 use std::io::Write;
 use wssh::cli::{self, Command};
@@ -23,7 +23,8 @@ fn main() {
         }
         Ok(Command::Server(cfg, level)) => {
             logging(level);
-            run(wssh::server::run(*cfg))
+            // The wrapped program's status, under --wrap-mode exit.
+            wssh::server::run(*cfg).unwrap_or_else(|e| wssh::report(&e))
         }
         Ok(Command::Connect(cfg, level)) => {
             logging(level);

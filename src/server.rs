@@ -42,8 +42,9 @@ struct HostsCache {
     map: HashMap<String, Target>,
 }
 
-/// Serve until SIGTERM or Ctrl-C.
-pub fn run(cfg: ServerConfig) -> Result<(), Error> {
+/// Serve until SIGTERM or Ctrl-C, or the wrapped program's end under `--wrap-mode exit`.
+/// Returns wssh's exit code: 0, or that program's status.
+pub fn run(mut cfg: ServerConfig) -> Result<i32, Error> {
     let listener = listen::bind(cfg.listen)?;
     if let Some(compat) = &cfg.compat {
         // websockify's banner: launchers wait for `proxying from :PORT` (the real port, if 0).
@@ -60,6 +61,10 @@ pub fn run(cfg: ServerConfig) -> Result<(), Error> {
             );
         }
     }
+    let program = cfg.wrap.take();
+    let program = program
+        .map(|p| crate::wrap::start(p, &mut cfg.policy.fixed))
+        .transpose()?;
     let limits = Limits {
         max_tunnels: cfg.max_tunnels,
         max_per_ip: cfg.max_per_ip,
@@ -90,7 +95,8 @@ pub fn run(cfg: ServerConfig) -> Result<(), Error> {
     });
     listen::serve(listener, limits, move |hub, id, sock| {
         connection(&state, hub, id, sock)
-    })
+    })?;
+    Ok(program.map_or(0, crate::wrap::Running::finish))
 }
 
 /// How a tunnel went, for its one log line.

@@ -15,3 +15,4 @@ mod tokens;
 mod tunnel;
 mod web;
 mod websockify;
+mod wrap;
