@@ -205,7 +205,11 @@ fn websockify(raw: Vec<OsString>) -> Result<Command, Error> {
             "wssh {} (websockify mode)\n",
             env!("CARGO_PKG_VERSION")
         ))),
-        Websockify::Serve { native, compat } => match server(Arguments::from_vec(native), None)? {
+        Websockify::Serve {
+            native,
+            compat,
+            program,
+        } => match server(Arguments::from_vec(native), program)? {
             Command::Server(mut cfg, level) => {
                 cfg.compat = Some(compat);
                 Ok(Command::Server(cfg, level))

@@ -221,12 +221,17 @@ Options:
   --heartbeat S          ping a client after S seconds without a frame from it; drop it
                          after 4 x S [--ping; default: 30, websockify's: never]
   -6, --prefer-ipv6      a bare port listens on [::], not 0.0.0.0
+  --record FILE          record each session to FILE.1, FILE.2, ... [--record]
+  --wrap-mode M -- PROGRAM ARGS
+                         start PROGRAM and watch it: exit, ignore or respawn [--wrap-mode];
+                         it must listen where --unix-target says, or on the free loopback
+                         port wssh gives it as {port} and WSSH_TARGET_PORT (no LD_PRELOAD)
   -h, --help             this text
 
-Not supported yet (a usage error, exit 2): --record, -D/--daemon, --run-once, --timeout,
+Not supported yet (a usage error, exit 2): -D/--daemon, --run-once, --timeout,
 --idle-timeout, --inetd, --unix-listen, --unix-listen-mode, --log-file, --syslog,
---legacy-syslog, --wrap-mode and -- PROGRAM, --verify-client, --cafile, --web-auth, and the
-auth plugins BasicHTTPAuth and ClientCertCNAuth.
+--legacy-syslog, --verify-client, --cafile, --web-auth, and the auth plugins BasicHTTPAuth
+and ClientCertCNAuth.
 Refused: --traffic (writes to stdout), --libserver (turns plugins off), --ssl-target,
 --key-password (visible in ps), and token plugins that are Python classes or ask a network
 service (BaseTokenAPI, JSONTokenApi, JWTTokenApi, TokenRedis, dotted names).

@@ -183,9 +183,9 @@ fn origins_are_unchecked_unless_expect_origin_lists_them() {
 fn options_not_supported_are_usage_errors_naming_them() {
     let (_dir, link) = linked();
     for (args, line) in [
-        (&["--record=/tmp/rec", "6080", "h:1"][..], "error: --record: not supported yet"),
+        (&["--run-once", "6080", "h:1"][..], "error: --run-once: not supported yet"),
         (&["6080", "h:1", "-D"], "error: -D/--daemon: not supported yet; run it in the foreground (systemd, supervisord)"),
-        (&["6080", "--", "vncserver"], "error: -- PROGRAM (wrap mode): not supported yet"),
+        (&["6080", "h:1", "--", "vncserver"], "error: too many arguments"),
         (&["--key-password", "hunter2", "6080", "h:1"], "error: --key-password: not supported: a password among the arguments is visible to every user (ps); store the key decrypted: openssl pkey -in KEY -out PLAIN"),
         (&["--token-plugin=TokenRedis", "--token-source=r:6379:0:hunter2", "6080"], "error: --token-plugin TokenRedis: not supported (it asks a network service or decodes JWTs); supported token plugins: TokenFile, ReadOnlyTokenFile, TokenFileName, UnixDomainSocketDirectory"),
         (&["6080", "h:1", "--bogus=hunter2"], "error: no such option: --bogus"),
@@ -395,4 +395,45 @@ fn the_banner_is_the_real_websockifys() {
         theirs.stderr_text().contains("proxying from")
     });
     assert_eq!(ours, theirs.stderr_text(), "ours, then websockify's");
+}
+
+#[test]
+fn wrap_mode_and_record_as_websockify_launchers_give_them() {
+    let (dir, link) = linked();
+    let rec = dir.path("session");
+    // websockify's wrap syntax: a listen port and `-- PROGRAM`, no target. The program is told
+    // the loopback port it must listen on ({port}); socat echoes there.
+    let srv = websockify(
+        &link,
+        &[
+            "127.0.0.1:0",
+            "--record",
+            rec.to_str().unwrap(),
+            "--wrap-mode=ignore",
+            "--",
+            "socat",
+            "TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr",
+            "EXEC:cat",
+        ],
+    );
+    let lines = banner(&srv.log());
+    let abs = std::path::absolute(&rec).unwrap();
+    assert!(
+        lines.contains(&format!("  - Recording to '{}.*'", abs.display())),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .last()
+            .unwrap()
+            .ends_with("to the wrapped program ({port})"),
+        "{lines:?}"
+    );
+    // socat may need a moment to listen after it starts.
+    eventually("the wrapped program to listen", || {
+        let (status, out, _) = run_client(&[&srv.url("ws", "/")], b"ping");
+        status.and_then(|s| s.code()) == Some(0) && out == b"ping"
+    });
+    echo_through(&srv.url("ws", "/"), &[]);
+    eventually("a recording", || dir.path("session.1").exists());
 }
