@@ -9,6 +9,8 @@
 //! - `server`: `wssh server`, sniff TLS, read requests (pages on the way), upgrade, route, dial;
 //! - `web`: `--web DIR`, static pages: pure path resolution, and files opened so that nothing
 //!   outside DIR is ever read;
+//! - `auth`: who may open a tunnel (Basic credentials, client certificate CNs): pure parsing
+//!   and constant-time checks; the credentials file; `wssh hash-password`;
 //! - `bridge`: a TCP socket to a tunnel, both directions, with the close rules;
 //! - `listen`: the accept loop, signals and shutdown of the listening modes;
 //! - `proxy`: outgoing TCP (name lookup and connect within one deadline), direct or through an
@@ -28,6 +30,7 @@
 //! only what the policy allows; payload is never logged, nor any secret: URLs, proxy URLs and
 //! HTTP heads reach logs and error messages only through `redact`.
 
+pub mod auth;
 pub mod bridge;
 pub mod cli;
 pub mod client;
