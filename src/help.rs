@@ -166,7 +166,8 @@ Example: wssh hash-password alice >> /etc/wssh/users
 
 Options:
   --iterations N         PBKDF2 iterations, 1000 to 10000000 [default: 600000]; each check
-                         of that password costs the server this much CPU time
+                         of the password costs the server CPU time in proportion (about
+                         0.15 s at the default on the test machine)
   -h, --help             this text
 ";
 
