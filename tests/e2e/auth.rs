@@ -78,6 +78,28 @@ fn closing_target() -> Target {
     Target::start(drop)
 }
 
+/// Run `wssh ARGS`, which must stop at start with a usage error (exit 2): its stderr. One that
+/// starts serving instead is killed after PATIENCE and fails the test.
+fn usage_error(args: &[&str]) -> String {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = child.stderr.take().unwrap();
+    let mut p = Proc {
+        child,
+        stderr: Default::default(),
+    };
+    let status = p.wait_for(PATIENCE);
+    let status = status.unwrap_or_else(|| panic!("{args:?} started instead of failing"));
+    let err = String::from_utf8_lossy(&read_all_bounded(err)).into_owned();
+    assert_eq!(status.code(), Some(2), "{args:?}: {err}");
+    err
+}
+
 /// The server must not have dialled `target`, and must not show `secret` in its log.
 fn refused_cleanly(srv: &Server, target: &Target, secret: &str) {
     assert_eq!(target.accepted(), 0, "a refused request reached the target");
@@ -231,12 +253,7 @@ fn a_credentials_file_others_can_read_is_refused_at_start() {
     let text = format!("alice:{ALICE_PW}\n");
     for mode in [0o644, 0o640, 0o604, 0o620, 0o602] {
         let file = auth_file(&dir, &text, mode);
-        let out = Command::new(BIN)
-            .args(["server", "--auth-file", &file])
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "mode {mode:o}: {err}");
+        let err = usage_error(&["server", "--auth-file", &file]);
         let want = format!(
             "error: --auth-file {file}: group or others may read or write it (mode {mode:o}): \
              chmod 600 it"
@@ -251,12 +268,7 @@ fn a_credentials_file_others_can_read_is_refused_at_start() {
     }
     // A broken line is named by its number; no line of the file is quoted.
     let file = auth_file(&dir, &format!("alice:{ALICE_PW}\n{WRONG_PW}\n"), 0o600);
-    let out = Command::new(BIN)
-        .args(["server", "--auth-file", &file])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = usage_error(&["server", "--auth-file", &file]);
     assert!(
         err.contains(&format!(
             "--auth-file {file}: line 2: expected USER:PASSWORD"
@@ -336,13 +348,7 @@ fn auth_basic_takes_websockify_style_credentials_and_web_auth_guards_pages() {
             "--auth-basic: user \"alice\" is given twice",
         ),
     ] {
-        let out = Command::new(BIN)
-            .arg("server")
-            .args(&args)
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        let err = usage_error(&[&["server"], &args[..]].concat());
         assert!(err.contains(want), "{args:?}: {err}");
         assert!(!err.contains(ALICE_PW), "{err}");
     }
@@ -596,6 +602,10 @@ fn verify_client_without_cn_list_forward_and_connect_present_certificates() {
             "127.0.0.1:*",
         ],
     );
+    // Plain ws:// would pass no check at all: refused.
+    let (status, _, err) = run_client(&[&srv.url("ws", "/")], b"");
+    assert_eq!(status.unwrap().code(), Some(1), "{err}");
+    assert!(err.contains("400 Bad Request"), "{err}");
     // Without --client-cn, any certificate the CA signed will do: mallory's too.
     let (status, out, err) = client_with(&certs.ca, Some(&cc.mallory), &srv.url("wss", "/"), b"m");
     assert!(status.unwrap().success(), "{err}");
@@ -701,9 +711,7 @@ fn client_certificate_flags_are_checked_at_start() {
         ),
     ];
     for (args, want) in cases {
-        let out = Command::new(BIN).args(&args).output().unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        let err = usage_error(&args);
         assert!(err.contains(want), "{args:?}: want {want:?} in {err}");
     }
 }
