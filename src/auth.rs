@@ -37,11 +37,12 @@ impl Secret {
     fn verify(&self, given: &[u8]) -> bool {
         match self {
             Secret::Plain(p) => ct_eq(p, given),
+            // HMAC pads its key with zeros, so "pw" and "pw\0" hash alike: no NUL passes.
             Secret::Pbkdf2 {
                 iterations,
                 salt,
                 hash,
-            } => ct_eq(hash, &pbkdf2(given, salt, *iterations, hash.len())),
+            } => ct_eq(hash, &pbkdf2(given, salt, *iterations, hash.len())) & !given.contains(&0),
         }
     }
 }
@@ -415,8 +416,8 @@ pub fn hash_password(user: &str, iterations: u32) -> Result<(), Error> {
         ));
     }
     let password = read_password()?;
-    if password.is_empty() {
-        return Err(usage("empty password".into()));
+    if password.is_empty() || password.contains('\0') {
+        return Err(usage("empty password, or one with a NUL byte".into()));
     }
     let line = hash_line(user, password.as_bytes(), iterations, &salt()?);
     use std::io::Write;
@@ -854,6 +855,12 @@ mod tests {
         );
         assert_eq!(
             v(&basic("carol:correct horsE")).unwrap_err(),
+            "wrong password for user \"carol\""
+        );
+        // Found by the fuzz target `auth`: HMAC pads its key with zero bytes, so a trailing NUL
+        // gave the same hash.
+        assert_eq!(
+            v(&basic("carol:correct horse\0")).unwrap_err(),
             "wrong password for user \"carol\""
         );
         assert_eq!(v(&basic("alice:pw")).unwrap().0, "user=\"alice\" ");
