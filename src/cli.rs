@@ -1,6 +1,6 @@
 //! The command line: pico-args parsing, and validation into a `Config` that does not
-//! change afterwards. Files (certificates, hosts) are loaded here, so bad input fails before any
-//! socket opens. This is the only module that reads the environment: the proxy variables and
+//! change afterwards. Files (certificates, hosts, credentials) are loaded here, so bad input
+//! fails before any socket opens. This is the only module that reads the environment: the proxy variables and
 //! `WSSH_PASSWORD`. Usage errors quote URLs only redacted, and never a header value.
 
 use crate::error::Error;
