@@ -1,7 +1,8 @@
 //! The command line: pico-args parsing, and validation into a `Config` that does not
 //! change afterwards. Files (certificates, hosts, credentials) are loaded here, so bad input
-//! fails before any socket opens. This is the only module that reads the environment: the proxy variables and
-//! `WSSH_PASSWORD`. Usage errors quote URLs only redacted, and never a header value.
+//! fails before any socket opens. This is the only module that reads the environment: the
+//! proxy variables and `WSSH_PASSWORD`. Usage errors quote URLs only redacted, and never a
+//! header value or a password.
 
 use crate::error::Error;
 use crate::help::{
