@@ -89,8 +89,8 @@ Options:
                          any): browsers send Origin, and without this they get 403
   --auth-file FILE       tunnels need HTTP Basic credentials: USER:PASSWORD lines, or the
                          hashed lines of `wssh hash-password` (# comments); read at start,
-                         refused if group or others may read it. No or wrong credentials
-                         get 401, a malformed Authorization header 403
+                         refused if group or others may read or write it. No or wrong
+                         credentials get 401, a malformed Authorization header 403
   --auth-basic USER:PASS the same for one user given here (repeatable); ps shows it, so
                          --auth-file is better
   --verify-client        TLS clients must present a certificate signed by a --cafile CA, or
