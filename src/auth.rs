@@ -21,8 +21,7 @@ const HASH_LEN: usize = 32;
 /// Does this build have PBKDF2 (the server's OpenSSL)?
 const HASHES: bool = cfg!(all(unix, not(target_vendor = "apple")));
 
-/// A stored password.
-#[derive(Debug)]
+/// A stored password. Its `Debug` shows no password nor hash.
 enum Secret {
     Plain(Vec<u8>),
     Pbkdf2 {
@@ -43,6 +42,15 @@ impl Secret {
                 salt,
                 hash,
             } => ct_eq(hash, &pbkdf2(given, salt, *iterations, hash.len())) & !given.contains(&0),
+        }
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Secret::Plain(_) => f.write_str("Plain([redacted])"),
+            Secret::Pbkdf2 { iterations, .. } => write!(f, "Pbkdf2({iterations}, [redacted])"),
         }
     }
 }
@@ -656,6 +664,17 @@ mod tests {
             Credentials::new(vec![]).unwrap_err(),
             "no USER:PASSWORD line"
         );
+    }
+
+    #[test]
+    fn debug_output_shows_no_password() {
+        let g = gate("alice:s3cret-pw\n", &["alice"]);
+        let shown = format!("{g:?}");
+        assert!(
+            shown.contains("alice") && shown.contains("[redacted]"),
+            "{shown}"
+        );
+        assert!(!shown.contains("s3cret-pw"), "{shown}");
     }
 
     #[test]
