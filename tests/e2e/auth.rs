@@ -393,17 +393,20 @@ fn hash_password_makes_lines_that_check_and_says_what_it_needs() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        // It may have stopped before reading stdin (a bad USER): a broken pipe is fine.
+        let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
+        let (out, err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+        let err = std::thread::spawn(move || read_all_bounded(err));
+        let out = read_all_bounded(out);
+        let mut p = Proc {
+            child,
+            stderr: Default::default(),
+        };
+        let status = p.wait_for(PATIENCE).expect("hash-password hung");
+        let err = String::from_utf8_lossy(&err.join().unwrap()).into_owned();
+        assert_eq!(status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains(want), "{args:?}: {err}");
-        assert!(out.stdout.is_empty());
+        assert!(out.is_empty());
     }
 }
 
