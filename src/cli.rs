@@ -1,13 +1,15 @@
 //! The command line: pico-args parsing, and validation into a `Config` that does not
-//! change afterwards. Files (certificates, hosts) are loaded here, so bad input fails before any
-//! socket opens. This is the only module that reads the environment: the proxy variables and
-//! `WSSH_PASSWORD`. Usage errors quote URLs only redacted, and never a header value.
-//! websockify's command line (the program named `websockify`, or `wssh websockify`) is turned
-//! into `wssh server`'s by `websockify` and parsed here like any other.
+//! change afterwards. Files (certificates, hosts, credentials) are loaded here, so bad input
+//! fails before any socket opens. This is the only module that reads the environment: the
+//! proxy variables and `WSSH_PASSWORD`. Usage errors quote URLs only redacted, and never a
+//! header value or a password. websockify's command line (the program named `websockify`, or
+//! `wssh websockify`) is turned into `wssh server`'s by `websockify` and parsed here like any
+//! other.
 
 use crate::error::Error;
 use crate::help::{
-    fill, CLIENT_HELP, CONNECT_HELP, FORWARD_HELP, MAIN_HELP, SERVER_HELP, WEBSOCKIFY_HELP,
+    fill, CLIENT_HELP, CONNECT_HELP, FORWARD_HELP, HASH_PASSWORD_HELP, MAIN_HELP, SERVER_HELP,
+    WEBSOCKIFY_HELP,
 };
 use crate::policy::{parse_hosts, Policy, Rule, Target};
 use crate::proxy::{Proxies, ProxyUrl};
@@ -29,6 +31,8 @@ pub enum Command {
     Server(Box<ServerConfig>, LevelFilter),
     Connect(ListenConfig, LevelFilter),
     Forward(ListenConfig, LevelFilter),
+    /// `wssh hash-password USER`, with this many iterations.
+    HashPassword(String, u32),
     /// Print this text on stdout and exit 0.
     Print(String),
 }
@@ -107,6 +111,8 @@ pub struct ServerConfig {
     pub compat: Option<websockify::Compat>,
     /// `-- PROGRAM ARGS`: the program to start, watch and end with the server.
     pub wrap: Option<crate::wrap::Program>,
+    /// Basic auth and client certificate CNs (`--auth-file`, `--auth-basic`, `--client-cn`).
+    pub auth: crate::auth::Gate,
 }
 
 fn usage(msg: impl std::fmt::Display) -> Error {
@@ -246,6 +252,7 @@ pub fn parse(mut raw: Vec<OsString>) -> Result<Command, Error> {
         "connect" => Some(fill(CONNECT_HELP)),
         "forward" => Some(fill(FORWARD_HELP)),
         "websockify" => Some(WEBSOCKIFY_HELP.to_string()),
+        "hash-password" => Some(HASH_PASSWORD_HELP.to_string()),
         _ => None,
     };
     if let (true, Some(text)) = (wants_help, sub.as_deref().and_then(help_for)) {
@@ -259,6 +266,7 @@ pub fn parse(mut raw: Vec<OsString>) -> Result<Command, Error> {
         Some("server") => server(args, program),
         Some("connect") => listener(args, true),
         Some("forward") => listener(args, false),
+        Some("hash-password") => hash_password(args),
         Some("help") => {
             let topic: Option<String> = args.opt_free_from_str().map_err(usage)?;
             Ok(Command::Print(
@@ -278,6 +286,8 @@ pub fn parse(mut raw: Vec<OsString>) -> Result<Command, Error> {
 struct DialerArgs {
     insecure: bool,
     ca: Vec<String>,
+    cert: Option<String>,
+    key: Option<String>,
     headers: Vec<String>,
     password_file: Option<PathBuf>,
     proxy: Option<String>,
@@ -290,6 +300,8 @@ impl DialerArgs {
         Ok(DialerArgs {
             insecure: args.contains("--insecure"),
             ca: args.values_from_str("--ca").map_err(usage)?,
+            cert: args.opt_value_from_str("--cert").map_err(usage)?,
+            key: args.opt_value_from_str("--key").map_err(usage)?,
             headers: args.values_from_str(["-H", "--header"]).map_err(usage)?,
             password_file: args.opt_value_from_str("--password-file").map_err(usage)?,
             proxy: args.opt_value_from_str("--proxy").map_err(usage)?,
@@ -321,6 +333,12 @@ impl DialerArgs {
         if !tls && (self.insecure || !self.ca.is_empty()) {
             return Err(usage("--ca and --insecure need a wss:// URL"));
         }
+        let identity = match (&self.cert, &self.key) {
+            (Some(c), Some(k)) if tls => Some((c.as_str(), k.as_str())),
+            (None, None) => None,
+            (Some(_), Some(_)) => return Err(usage("--cert and --key need a wss:// URL")),
+            _ => return Err(usage("--cert and --key go together")),
+        };
         let mut warnings = Vec::new();
         let password = self.password(url, &mut warnings)?;
         let from_env = |names| {
@@ -341,7 +359,7 @@ impl DialerArgs {
         };
         Ok(Dialer {
             tls: if tls {
-                Some(crate::tls::connector(&self.ca, self.insecure)?)
+                Some(crate::tls::connector(&self.ca, self.insecure, identity)?)
             } else {
                 None
             },
@@ -486,6 +504,8 @@ fn server(mut args: Arguments, program: Option<Vec<OsString>>) -> Result<Command
     let unix_target: Option<PathBuf> = args.opt_value_from_str("--unix-target").map_err(usage)?;
     let web_listings = args.contains("--web-listings");
     let web_dotfiles = args.contains("--web-dotfiles");
+    let web_auth = args.contains("--web-auth");
+    let verify_client = args.contains("--verify-client");
     let listen: String = args
         .opt_value_from_str("--listen")
         .map_err(usage)?
@@ -528,6 +548,10 @@ fn server(mut args: Arguments, program: Option<Vec<OsString>>) -> Result<Command
         .opt_value_from_str("--tls-min-version")
         .map_err(usage)?;
     let tls_ciphers: Option<String> = args.opt_value_from_str("--tls-ciphers").map_err(usage)?;
+    let auth_file: Option<PathBuf> = args.opt_value_from_str("--auth-file").map_err(usage)?;
+    let auth_basic: Vec<String> = args.values_from_str("--auth-basic").map_err(usage)?;
+    let cafile: Option<String> = args.opt_value_from_str("--cafile").map_err(usage)?;
+    let client_cns: Vec<String> = args.values_from_str("--client-cn").map_err(usage)?;
     finish(args)?;
 
     let listen = socket_addr("--listen", &listen)?;
@@ -565,12 +589,22 @@ fn server(mut args: Arguments, program: Option<Vec<OsString>>) -> Result<Command
             "--tls-min-version and --tls-ciphers need --cert and --key",
         ));
     }
+    let client_ca = client_certificates(verify_client, cafile, &client_cns)?;
+    // A plain connection would get past the certificate check: --verify-client is TLS only.
+    let tls_only = tls_only || verify_client;
     let tls = match (&cert, &key) {
-        (Some(c), Some(k)) => Some(crate::tls::acceptor(c, k, &tls_opts)?),
+        (Some(c), Some(k)) => Some(crate::tls::acceptor(c, k, client_ca.as_deref(), &tls_opts)?),
+        (None, None) if verify_client => {
+            return Err(usage("--verify-client needs --cert and --key"))
+        }
         (None, None) if tls_only => return Err(usage("--tls-only needs --cert and --key")),
         (None, None) => None,
         _ => return Err(usage("--cert and --key go together")),
     };
+    let auth = gate(auth_file, &auth_basic, client_cns, web_auth)?;
+    if web_auth && web_dir.is_none() {
+        return Err(usage("--web-auth needs --web DIR"));
+    }
     if max_tunnels == 0 || max_pending == 0 {
         return Err(usage("--max-tunnels and --max-pending must be at least 1"));
     }
@@ -647,8 +681,83 @@ fn server(mut args: Arguments, program: Option<Vec<OsString>>) -> Result<Command
         server_names,
         compat: None,
         wrap,
+        auth,
     };
     Ok(Command::Server(Box::new(cfg), level))
+}
+
+/// `--verify-client --cafile FILE [--client-cn CN]...`: the CA file, checked for what goes
+/// together and for what this platform can do.
+fn client_certificates(
+    verify: bool,
+    cafile: Option<String>,
+    cns: &[String],
+) -> Result<Option<String>, Error> {
+    match (verify, cafile) {
+        (true, _) if !crate::tls::VERIFIES_CLIENTS => Err(usage(
+            "--verify-client is not available on this platform: the server's TLS here is not \
+             OpenSSL (Linux and other Unix but macOS); put nginx in front to verify clients",
+        )),
+        (true, None) => Err(usage("--verify-client needs --cafile FILE")),
+        (false, Some(_)) => Err(usage("--cafile goes with --verify-client")),
+        (false, None) if !cns.is_empty() => Err(usage("--client-cn needs --verify-client")),
+        (_, cafile) => Ok(cafile),
+    }
+}
+
+/// The auth gate from `--auth-file`, `--auth-basic`, `--client-cn` and `--web-auth`. Errors
+/// name the file and line or the flag's place, never a password.
+fn gate(
+    file: Option<PathBuf>,
+    basic: &[String],
+    cns: Vec<String>,
+    pages: bool,
+) -> Result<crate::auth::Gate, Error> {
+    let mut entries = match &file {
+        Some(f) => crate::auth::read_file(f)
+            .map_err(|e| usage(format!("--auth-file {}: {e}", f.display())))?,
+        None => Vec::new(),
+    };
+    for (i, b) in basic.iter().enumerate() {
+        let e = crate::auth::parse_entry(b)
+            .map_err(|e| usage(format!("--auth-basic number {}: {e}", i + 1)))?;
+        entries.push(e);
+    }
+    let users = match (&file, basic.is_empty()) {
+        (None, true) => None,
+        _ => Some(crate::auth::Credentials::new(entries).map_err(|e| {
+            let from = file.as_ref().map_or("--auth-basic".into(), |f| {
+                format!("--auth-file {}", f.display())
+            });
+            usage(format!("{from}: {e}"))
+        })?),
+    };
+    if let Some(cn) = cns.iter().find(|c| c.is_empty()) {
+        return Err(usage(format!("--client-cn {cn:?}: empty")));
+    }
+    let gate = crate::auth::Gate { users, cns, pages };
+    if pages && !gate.active() {
+        return Err(usage(
+            "--web-auth needs --auth-file, --auth-basic or --client-cn",
+        ));
+    }
+    Ok(gate)
+}
+
+/// `wssh hash-password [--iterations N] USER`.
+fn hash_password(mut args: Arguments) -> Result<Command, Error> {
+    let iterations: u32 = args
+        .opt_value_from_str("--iterations")
+        .map_err(usage)?
+        .unwrap_or(crate::auth::DEFAULT_ITERATIONS);
+    let user: String = args
+        .free_from_str()
+        .map_err(|_| usage("hash-password needs a USER"))?;
+    if user.starts_with('-') {
+        return Err(stray(&user));
+    }
+    finish(args)?;
+    Ok(Command::HashPassword(user, iterations))
 }
 
 /// A `--server-name`: a DNS name as a browser sends it in `Host` (lowercase, no trailing dot).

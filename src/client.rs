@@ -60,9 +60,22 @@ pub fn open_tunnel(url: &WsUrl, d: &Dialer) -> Result<Shared, Error> {
         userinfo,
         ..url.clone()
     };
-    let ws = ws::client_handshake(stream, &with_password, &d.headers)?;
+    let ws = ws::client_handshake(stream, &with_password, &d.headers)
+        .map_err(|e| client_cert_refused(e, url))?;
     log::info!("connected to {}", url.authority());
     Shared::new(ws, d.ping).map_err(setup)
+}
+
+/// A TLS 1.3 server refuses a client certificate (or its absence) after the client's side of
+/// the TLS handshake: the alert arrives on the first read of the HTTP answer. Say what it means.
+fn client_cert_refused(e: Error, url: &WsUrl) -> Error {
+    let said = match &e {
+        Error::Io { source, .. } if url.tls => {
+            crate::tls::client_cert_alert(&url.authority(), &source.to_string())
+        }
+        _ => None,
+    };
+    said.map_or(e, Error::Tls)
 }
 
 /// Copy stdin into the tunnel, one message per read; at EOF send the empty end-of-data message.

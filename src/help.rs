@@ -10,6 +10,7 @@ Usage:
   wssh connect [OPTIONS] URL   a local HTTP CONNECT proxy (127.0.0.1:3122) into tunnels
   wssh forward --listen ADDR URL   a local port forward: each connection gets a tunnel
   wssh websockify [OPTIONS] ...    websockify's command line (also: wssh run as `websockify`)
+  wssh hash-password USER      a hashed USER:PASSWORD line for wssh server --auth-file
   wssh help COMMAND            help for one command
   wssh --version
 
@@ -89,6 +90,17 @@ Options:
                          X-Forwarded-For or X-Real-IP, for the log (repeatable)
   --origin URL           let web pages from this origin open tunnels (repeatable; * for
                          any): browsers send Origin, and without this they get 403
+  --auth-file FILE       tunnels need HTTP Basic credentials: USER:PASSWORD lines, or the
+                         hashed lines of `wssh hash-password` (# comments); read at start,
+                         refused if group or others may read or write it. No or wrong
+                         credentials get 401, a malformed Authorization header 403
+  --auth-basic USER:PASS the same for one user given here (repeatable); ps shows it, so
+                         --auth-file is better
+  --verify-client        TLS clients must present a certificate signed by a --cafile CA, or
+                         the TLS handshake fails; plain ws:// is refused (as --tls-only)
+  --cafile FILE          with --verify-client: the PEM CA certificates to accept
+  --client-cn CN         with --verify-client: only a certificate whose subject CN is one of
+                         these may pass (repeatable); others get 403
   --web DIR              serve the files in DIR to browsers on the same port (GET and HEAD,
                          ws:// and wss://): index.html for a directory, no listings, no
                          dotfiles, nothing outside DIR (no symlink that leads out). Its
@@ -108,6 +120,9 @@ Options:
                          with its status), ignore (serve on), or respawn (start it again,
                          held while its last 3 starts average under 10 s ago: websockify's
                          throttle) [default: exit]
+  --web-auth             with --web: pages need the credentials (and CN) of --auth-file,
+                         --auth-basic and --client-cn too; without it pages are public and
+                         only tunnels need them
   -v, -vv, -q            debug, trace, or errors only [default: info]
   -h, --help             this text
 
@@ -158,8 +173,28 @@ DIALER_OPTIONS
 
 ENVIRONMENT";
 
+pub const HASH_PASSWORD_HELP: &str = "\
+wssh hash-password: a hashed line for wssh server --auth-file
+
+Usage: wssh hash-password [--iterations N] USER
+
+Reads the password from stdin (asked twice, not shown, on a terminal; else the first line)
+and prints USER:pbkdf2-sha256$ITERATIONS$SALT$HASH (PBKDF2-HMAC-SHA256, a random 16-byte
+salt, base64). Needs the OpenSSL build of wssh (Linux and other Unix but macOS); elsewhere,
+give the password itself in the file.
+Example: wssh hash-password alice >> /etc/wssh/users
+
+Options:
+  --iterations N         PBKDF2 iterations, 1000 to 10000000 [default: 600000]; each check
+                         of the password costs the server CPU time in proportion (about
+                         0.15 s at the default on the test machine)
+  -h, --help             this text
+";
+
 const DIALER_OPTIONS: &str =
     "  --ca FILE              also trust this PEM CA certificate (repeatable)
+  --cert FILE --key FILE present this client certificate (PEM chain, PKCS#8 PEM key) to a
+                         wss:// server that asks for one
   --insecure             do not verify the server's certificate (dangerous: prints a warning)
   -H, --header 'N: v'    send an extra HTTP header (repeatable)
   --password-file FILE   the password for the URL's user (wss://me@gw/): the first line of

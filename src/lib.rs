@@ -13,6 +13,8 @@
 //!   outside DIR is ever read;
 //! - `record`: `--record`, websockify's recording format (pure encoder) and the thread per
 //!   recorded tunnel that writes it, fed through `bridge`'s observer hook;
+//! - `auth`: who may open a tunnel (Basic credentials, client certificate CNs): pure parsing
+//!   and constant-time checks; the credentials file; `wssh hash-password`;
 //! - `bridge`: a local socket (TCP or Unix) to a tunnel, both directions, with the close rules,
 //!   and an optional observer of the bytes at the local socket;
 //! - `listen`: the accept loop, signals and shutdown of the listening modes;
@@ -38,6 +40,7 @@
 //! `redact`; payload is recorded only when asked for (`--record`), and a recording never
 //! blocks a tunnel.
 
+pub mod auth;
 pub mod bridge;
 pub mod cli;
 pub mod client;

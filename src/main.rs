@@ -36,6 +36,9 @@ fn main() {
             cfg.dialer.log_warnings();
             run(wssh::forward::run_forward(cfg))
         }
+        Ok(Command::HashPassword(user, iterations)) => {
+            run(wssh::auth::hash_password(&user, iterations))
+        }
         Err(e) => wssh::report_as(&e, program),
     };
     std::process::exit(code);

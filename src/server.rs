@@ -2,8 +2,10 @@
 //! (answering page requests from `web` on the way, keep-alive), run the HTTP upgrade, route
 //! the path through the policy, dial the target and pump. One thread per connection (`conn-N`)
 //! plus one for the second direction; one log line per tunnel at its end. It does not decide
-//! what is allowed (`policy`, `origin`), what a page is (`web`) or how frames move (`pump`).
+//! what is allowed (`policy`, `origin`), who may pass (`auth`), what a page is (`web`) or how
+//! frames move (`pump`).
 
+use crate::auth::{Denial, Memo, Passed};
 use crate::bridge::{self, Local, Side};
 use crate::cli::ServerConfig;
 use crate::error::Error;
@@ -103,6 +105,8 @@ pub fn run(mut cfg: ServerConfig) -> Result<i32, Error> {
 struct Summary {
     /// The real client, when a trusted proxy named it.
     client: Option<IpAddr>,
+    /// The user and certificate CN that passed the auth gate (`user="alice" `), if any.
+    who: Passed,
     target: String,
     up: u64,
     down: u64,
@@ -115,8 +119,9 @@ fn connection(state: &State, hub: &Hub, id: u64, sock: TcpStream) {
     let peer = sock.peer_addr().map_or("?".into(), |a| a.to_string());
     match serve(state, hub, id, sock) {
         Ok(Some(s)) => log::info!(
-            "conn-{id} peer={}{peer} target={} up={} down={} secs={:.2} end={}",
+            "conn-{id} peer={}{peer} {}target={} up={} down={} secs={:.2} end={}",
             s.client.map_or(String::new(), |c| format!("{c} via ")),
+            s.who,
             s.target,
             s.up,
             s.down,
@@ -192,7 +197,7 @@ fn handshake(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Optio
         (_, false) => Stream::Plain(sock),
     };
 
-    let Some((req, rest)) = front_door(state, hub, id, &mut stream)? else {
+    let Some((req, rest, who)) = front_door(state, hub, id, &mut stream)? else {
         return Ok(None);
     };
     let client = stream.tcp().peer_addr().ok().and_then(|p| {
@@ -308,6 +313,7 @@ fn handshake(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Optio
     drop(recording);
     Ok(Some(Summary {
         client,
+        who,
         target: target_name,
         up: o.to_local,
         down: o.to_ws,
@@ -318,15 +324,15 @@ fn handshake(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Optio
 /// Read requests until one asks for an upgrade, answering page requests (`--web`) on the way,
 /// on the same connection while the client keeps it alive (noVNC loads dozens of files). The
 /// connection stays pending meanwhile: each request has its own `--handshake-timeout`, and the
-/// listener may shed it. Returns the upgrade request (without `--web`: any request, for
-/// `check_upgrade` to judge) and the bytes read past its head; `None` when the connection
-/// ended without one.
+/// listener may shed it. Every request that the auth gate guards must pass it first. Returns
+/// the upgrade request (without `--web`: any request, for `check_upgrade` to judge), the bytes
+/// read past its head and who passed the gate; `None` when the connection ended without one.
 fn front_door(
     state: &State,
     hub: &Hub,
     id: u64,
     stream: &mut Stream,
-) -> Result<Option<(ws::Request, Vec<u8>)>, Error> {
+) -> Result<Option<(ws::Request, Vec<u8>, Passed)>, Error> {
     let mut carry = Vec::new();
     // With --host-token the Host header is the token: a secret, hidden in debug logs.
     let host_secret: &[&str] = if state.cfg.host_token {
@@ -334,6 +340,12 @@ fn front_door(
     } else {
         &[]
     };
+    let gate = &state.cfg.auth;
+    let cn = match gate.cns.is_empty() {
+        true => None,
+        false => crate::tls::peer_cn(stream),
+    };
+    let mut memo = Memo::default();
     loop {
         let reader = Touching {
             inner: &mut *stream,
@@ -359,6 +371,21 @@ fn front_door(
             redact::head_hiding(&String::from_utf8_lossy(&head), host_secret)
         );
         let line = || format!("{} {}", req.method, redact::url(&req.target));
+        let mut who = Passed::default();
+        if gate.guards(req.wants_upgrade(), state.cfg.web.is_some()) {
+            let authorization = ws::header_all(&req.headers, "authorization");
+            who = match gate.check(authorization.as_deref(), cn.as_deref(), &mut memo) {
+                Ok(p) => p,
+                // No credentials at all: the challenge, a debug line (browsers always start so).
+                Err(d) if !d.attempt => {
+                    log::debug!("conn-{id} {}: {} ({})", line(), d.log, d.code);
+                    let _ = deny(stream, &d, "");
+                    return Ok(None);
+                }
+                // Failed attempts: logged through the rate limit, the user named.
+                Err(d) => return Err(deny(stream, &d, &format!("{}: {}", line(), d.log))),
+            };
+        }
         // The server's own prefix: neither a target nor the web root, whatever the request.
         if web::reserved(&req.target) {
             let log = format!("{}: reserved for the server's own pages", line());
@@ -366,7 +393,7 @@ fn front_door(
         }
         let web = match &state.cfg.web {
             Some(w) if !req.wants_upgrade() => w,
-            _ => return Ok(Some((req, rest))),
+            _ => return Ok(Some((req, rest, who))),
         };
         let served = web
             .serve(&req, stream)
@@ -406,6 +433,19 @@ fn refuse(s: &mut impl std::io::Write, code: u16, body: &str, log: &str) -> Erro
         _ => "Bad Request",
     };
     let _ = ws::refuse(s, code, reason, body);
+    Error::Handshake(log.to_string())
+}
+
+/// Refuse what the auth gate refused: 401 asks for Basic credentials, 403 does not.
+fn deny(s: &mut impl std::io::Write, d: &Denial, log: &str) -> Error {
+    if d.code != 401 {
+        return refuse(s, d.code, d.body, log);
+    }
+    let challenge = format!(
+        "WWW-Authenticate: Basic realm=\"{}\"\r\n",
+        crate::auth::REALM
+    );
+    let _ = ws::refuse_with(s, 401, "Unauthorized", &challenge, d.body);
     Error::Handshake(log.to_string())
 }
 

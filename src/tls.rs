@@ -63,8 +63,13 @@ fn read_file(path: &str) -> Result<Vec<u8>, Error> {
     std::fs::read(path).map_err(|e| Error::Usage(format!("read {path}: {e}")))
 }
 
-/// The client's connector: system roots, plus `--ca` files; `insecure` skips all verification.
-pub fn connector(ca_files: &[String], insecure: bool) -> Result<TlsConnector, Error> {
+/// The client's connector: system roots, plus `--ca` files; `insecure` skips all verification;
+/// `identity` (certificate chain, key) is presented to a server that asks for one.
+pub fn connector(
+    ca_files: &[String],
+    insecure: bool,
+    identity: Option<(&str, &str)>,
+) -> Result<TlsConnector, Error> {
     let mut b = TlsConnector::builder();
     for path in ca_files {
         let pem = read_file(path)?;
@@ -72,9 +77,27 @@ pub fn connector(ca_files: &[String], insecure: bool) -> Result<TlsConnector, Er
             .map_err(|e| Error::Usage(format!("{path}: not a PEM certificate: {e}")))?;
         b.add_root_certificate(cert);
     }
+    if let Some((cert_file, key_file)) = identity {
+        let (cert, key) = (read_file(cert_file)?, pkcs8_key(key_file)?);
+        let id = native_tls::Identity::from_pkcs8(&cert, &key)
+            .map_err(|e| Error::Usage(format!("{cert_file} and {key_file}: {e}")))?;
+        b.identity(id);
+    }
     b.danger_accept_invalid_certs(insecure)
         .danger_accept_invalid_hostnames(insecure);
     b.build().map_err(|e| Error::Tls(e.to_string()))
+}
+
+/// A PEM key file, refused unless it is PKCS#8 (what native-tls takes), with the conversion.
+fn pkcs8_key(key_file: &str) -> Result<Vec<u8>, Error> {
+    let key = read_file(key_file)?;
+    if !key.windows(17).any(|w| w == b"BEGIN PRIVATE KEY") {
+        return Err(Error::Usage(format!(
+            "{key_file}: the key must be PKCS#8 PEM (BEGIN PRIVATE KEY); convert it with \
+             `openssl pkcs8 -topk8 -nocrypt -in OLD -out NEW`"
+        )));
+    }
+    Ok(key)
 }
 
 /// The server's TLS acceptor type on this platform.
@@ -92,16 +115,20 @@ pub struct ServerTls {
     pub ciphers: Option<String>,
 }
 
+/// Can this platform's server verify client certificates (`--verify-client`)?
+pub const VERIFIES_CLIENTS: bool = cfg!(all(unix, not(target_vendor = "apple")));
+
 /// The server's acceptor from a PEM certificate chain and a PKCS#8 PEM key (one file may hold
-/// both: each is picked out of it).
-pub fn acceptor(cert_file: &str, key_file: &str, opts: &ServerTls) -> Result<Acceptor, Error> {
-    let (cert, key) = (read_file(cert_file)?, read_file(key_file)?);
-    if !key.windows(17).any(|w| w == b"BEGIN PRIVATE KEY") {
-        return Err(Error::Usage(format!(
-            "{key_file}: the key must be PKCS#8 PEM (BEGIN PRIVATE KEY); convert it with \
-             `openssl pkcs8 -topk8 -nocrypt -in OLD -out NEW`"
-        )));
-    }
+/// both: each is picked out of it); with `client_ca`, every client must present a certificate
+/// signed by one of the PEM CAs in that file (only where `VERIFIES_CLIENTS`; `cli` refuses it
+/// elsewhere).
+pub fn acceptor(
+    cert_file: &str,
+    key_file: &str,
+    client_ca: Option<&str>,
+    opts: &ServerTls,
+) -> Result<Acceptor, Error> {
+    let (cert, key) = (read_file(cert_file)?, pkcs8_key(key_file)?);
     let bad = |e: &dyn std::fmt::Display| Error::Usage(format!("{cert_file} and {key_file}: {e}"));
     #[cfg(all(unix, not(target_vendor = "apple")))]
     {
@@ -132,6 +159,9 @@ pub fn acceptor(cert_file: &str, key_file: &str, opts: &ServerTls) -> Result<Acc
         // Each wssh client is a new process and never resumes a session: keep no session state.
         b.set_session_cache_mode(openssl::ssl::SslSessionCacheMode::OFF);
         b.set_num_tickets(0).map_err(|e| bad(&e))?;
+        if let Some(ca) = client_ca {
+            verify_clients(&mut b, ca)?;
+        }
         Ok(b.build())
     }
     #[cfg(not(all(unix, not(target_vendor = "apple"))))]
@@ -142,8 +172,54 @@ pub fn acceptor(cert_file: &str, key_file: &str, opts: &ServerTls) -> Result<Acc
                     .into(),
             ));
         }
+        if client_ca.is_some() {
+            return Err(Error::Usage(
+                "--verify-client is not available on this platform".into(),
+            ));
+        }
         let id = native_tls::Identity::from_pkcs8(&cert, &key).map_err(|e| bad(&e))?;
         native_tls::TlsAcceptor::new(id).map_err(|e| Error::Tls(e.to_string()))
+    }
+}
+
+/// Require a client certificate that chains to a CA in `ca_file` (`--verify-client --cafile`),
+/// and name those CAs to the client, so that it can pick its certificate.
+#[cfg(all(unix, not(target_vendor = "apple")))]
+fn verify_clients(b: &mut openssl::ssl::SslAcceptorBuilder, ca_file: &str) -> Result<(), Error> {
+    use openssl::ssl::SslVerifyMode;
+    let bad = |e: &dyn std::fmt::Display| Error::Usage(format!("--cafile {ca_file}: {e}"));
+    let pem = read_file(ca_file)?;
+    let cas = openssl::x509::X509::stack_from_pem(&pem).map_err(|e| bad(&e))?;
+    if cas.is_empty() {
+        return Err(bad(&"no PEM certificate in it"));
+    }
+    let store = b.cert_store_mut();
+    for ca in &cas {
+        store.add_cert(ca.clone()).map_err(|e| bad(&e))?;
+    }
+    let mut names = openssl::stack::Stack::new().map_err(|e| bad(&e))?;
+    for ca in &cas {
+        let name = ca.subject_name().to_owned().map_err(|e| bad(&e))?;
+        names.push(name).map_err(|e| bad(&e))?;
+    }
+    b.set_client_ca_list(names);
+    b.set_verify(SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT);
+    b.set_session_id_context(b"wssh").map_err(|e| bad(&e))?;
+    Ok(())
+}
+
+/// The subject CN of the client's verified certificate, when it has exactly one.
+pub fn peer_cn(s: &Stream) -> Option<String> {
+    match s {
+        #[cfg(all(unix, not(target_vendor = "apple")))]
+        Stream::Ssl(s) => {
+            let cert = s.ssl().peer_certificate()?;
+            let name = cert.subject_name();
+            let mut cns = name.entries_by_nid(openssl::nid::Nid::COMMONNAME);
+            let cn = cns.next()?.data().to_string().ok()?;
+            cns.next().is_none().then_some(cn)
+        }
+        _ => None,
     }
 }
 
@@ -153,7 +229,13 @@ pub fn accept(a: &Acceptor, tcp: TcpStream) -> Result<Stream, Error> {
     let r = match a.accept(tcp) {
         Ok(s) => Ok(Stream::Ssl(Box::new(s))),
         Err(openssl::ssl::HandshakeError::WouldBlock(_)) => Err("timed out".to_string()),
-        Err(e) => Err(e.to_string()),
+        Err(e) => {
+            let why = e.to_string();
+            if let openssl::ssl::HandshakeError::Failure(mid) = &e {
+                linger(mid.get_ref());
+            }
+            Err(why)
+        }
     };
     #[cfg(not(all(unix, not(target_vendor = "apple"))))]
     let r = match a.accept(tcp) {
@@ -162,6 +244,29 @@ pub fn accept(a: &Acceptor, tcp: TcpStream) -> Result<Stream, Error> {
         Err(e) => Err(e.to_string()),
     };
     r.map_err(|e| Error::Tls(format!("handshake: {e}")))
+}
+
+/// After a failed handshake, before the socket closes. A TLS 1.3 client writes its request as
+/// soon as its own side is done, before the server has checked its certificate; closing with
+/// those bytes unread makes the kernel answer with a reset, which can overtake the alert that
+/// says why (the client then reads only "connection reset"). So: FIN after the alert, then read
+/// and drop what comes, for half a second or 64 KiB at most.
+#[cfg(all(unix, not(target_vendor = "apple")))]
+fn linger(tcp: &TcpStream) {
+    use std::time::{Duration, Instant};
+    let _ = tcp.shutdown(std::net::Shutdown::Write);
+    let end = Instant::now() + Duration::from_millis(500);
+    let (mut buf, mut total) = ([0u8; 4096], 0);
+    while total < 64 * 1024 {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() || tcp.set_read_timeout(Some(left)).is_err() {
+            return;
+        }
+        match (&mut &*tcp).read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => total += n,
+        }
+    }
 }
 
 /// Run the client side of the TLS handshake on a connected (blocking) socket.
@@ -177,7 +282,9 @@ pub fn connect(c: &TlsConnector, host: &str, tcp: TcpStream) -> Result<Stream, E
 
 /// Turn OpenSSL's long error text into one line a user can act on.
 fn describe(host: &str, msg: &str) -> String {
-    if msg.contains("certificate verify failed") {
+    if let Some(m) = client_cert_alert(host, msg) {
+        m
+    } else if msg.contains("certificate verify failed") {
         let why = msg
             .rsplit_once('(')
             .map(|(_, w)| w.trim_end_matches(')'))
@@ -187,6 +294,30 @@ fn describe(host: &str, msg: &str) -> String {
     } else {
         format!("handshake with {host} failed: {msg}")
     }
+}
+
+/// What a TLS alert from the server says about our client certificate, when it is about that.
+/// A TLS 1.3 server checks it after the client's side of the handshake is done, so the alert
+/// comes on the first read, not from `connect`: `client` asks here about that error too.
+pub fn client_cert_alert(host: &str, msg: &str) -> Option<String> {
+    const REFUSED: &[&str] = &[
+        "unknown ca",
+        "bad certificate",
+        "certificate expired",
+        "certificate revoked",
+        "certificate unknown",
+        "unsupported certificate",
+        "access denied",
+    ];
+    if msg.contains("alert certificate required") {
+        return Some(format!(
+            "{host} requires a client certificate (give --cert FILE --key FILE)"
+        ));
+    }
+    let why = REFUSED
+        .iter()
+        .find(|a| msg.contains(&format!("alert {a}")))?;
+    Some(format!("{host} refused our client certificate ({why})"))
 }
 
 #[cfg(test)]
@@ -200,5 +331,32 @@ mod tests {
             "certificate verify failed for gw: self-signed certificate \
              (use --ca FILE to trust a private CA)"
         );
+    }
+
+    #[test]
+    fn client_certificate_alerts_say_what_to_do() {
+        let check = |msg: &str, expected: Option<&str>| {
+            assert_eq!(
+                super::client_cert_alert("gw:443", msg).as_deref(),
+                expected,
+                "{msg}"
+            )
+        };
+        check(
+            "error:0A00045C:SSL routines:ssl3_read_bytes:tlsv13 alert certificate required:\
+             ssl/record/rec_layer_s3.c:1605:SSL alert number 116",
+            Some("gw:443 requires a client certificate (give --cert FILE --key FILE)"),
+        );
+        check(
+            "error:0A000418:SSL routines:ssl3_read_bytes:tlsv1 alert unknown ca:\
+             ssl/record/rec_layer_s3.c:1605:SSL alert number 48",
+            Some("gw:443 refused our client certificate (unknown ca)"),
+        );
+        check(
+            "ssl3_read_bytes:sslv3 alert bad certificate",
+            Some("gw:443 refused our client certificate (bad certificate)"),
+        );
+        check("ssl3_read_bytes:sslv3 alert handshake failure", None);
+        check("Connection reset by peer (os error 104)", None);
     }
 }

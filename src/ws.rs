@@ -238,8 +238,19 @@ pub fn subprotocol(req: &Request) -> Result<Subprotocol, String> {
 
 /// Answer a request with an error status and a one-line plain-text body, then close.
 pub fn refuse(s: &mut impl Write, code: u16, reason: &str, body: &str) -> io::Result<()> {
+    refuse_with(s, code, reason, "", body)
+}
+
+/// The same with more header lines, each ending in CRLF (a 401's `WWW-Authenticate`).
+pub fn refuse_with(
+    s: &mut impl Write,
+    code: u16,
+    reason: &str,
+    extra: &str,
+    body: &str,
+) -> io::Result<()> {
     let r = format!(
-        "HTTP/1.1 {code} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\
+        "HTTP/1.1 {code} {reason}\r\n{extra}Content-Type: text/plain\r\nContent-Length: {}\r\n\
          Connection: close\r\n\r\n{body}\n",
         body.len() + 1
     );

@@ -4,12 +4,14 @@
 // own on another loopback port while the WebSocket still goes to the server under test.
 //
 //   node echo.mjs 'http://127.0.0.1:PORT/echo.html?path=/echo' [--other-origin]
-//        [--expect echo|refused] [--resolve NAME[,NAME]] [--timeout 30]
+//        [--expect echo|refused] [--resolve NAME[,NAME]] [--credentials USER:PASS] [--timeout 30]
 //
 // --expect echo (default): ok when the hashes match. --expect refused: ok when the WebSocket
 // never opens. Browsers hide a refused handshake's status from the page, so `handshake` reports
 // what Chromium itself logged about it (e.g. "Unexpected response code: 403"); the caller
-// confirms the status with a request of its own. Prints one JSON line; exit 0 only when ok.
+// confirms the status with a request of its own. --credentials: the browser context answers
+// HTTP Basic challenges with them (Playwright's httpCredentials), as a user typing them into the
+// browser's prompt would. Prints one JSON line; exit 0 only when ok.
 
 import http from 'node:http';
 import { readFile } from 'node:fs/promises';
@@ -18,7 +20,7 @@ import path from 'node:path';
 import { parseArgs, launch, record, until, finish, watchdog } from './lib.mjs';
 
 const USAGE = `usage: node echo.mjs PAGE_URL [--other-origin] [--expect echo|refused] [--resolve NAME[,NAME]]
-       [--timeout SECONDS]\n`;
+       [--credentials USER:PASS] [--timeout SECONDS]\n`;
 const opts = parseArgs(process.argv.slice(2), USAGE);
 const expect = opts.expect ?? 'echo';
 if (!['echo', 'refused'].includes(expect)) {
@@ -43,6 +45,13 @@ function otherOrigin() {
   return new Promise((resolve) => srv.listen(0, '127.0.0.1', () => resolve(srv)));
 }
 
+// Context options answering Basic challenges with USER:PASS (the first colon splits).
+function credentials(userPass) {
+  if (!userPass) return {};
+  const at = String(userPass).indexOf(':');
+  return { httpCredentials: { username: userPass.slice(0, at), password: userPass.slice(at + 1) } };
+}
+
 const result = { step: 'launch', expect };
 const dog = watchdog(Number(opts.timeout ?? 30), result);
 let browser;
@@ -61,7 +70,7 @@ try {
   result.url = page_url.href;
 
   browser = await launch(opts.resolve, opts.resolve ? [page_url.origin] : []);
-  const context = await browser.newContext();
+  const context = await browser.newContext(credentials(opts.credentials));
   const page = await context.newPage();
   const rec = record(context, page);
   result.console = rec.console;

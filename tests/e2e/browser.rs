@@ -33,13 +33,13 @@ const H: u32 = 240;
 /// What the tests type into noVNC; lower-case letters, whose keysym names are themselves.
 const TYPED: &str = "wssh";
 
-/// One browser test at a time.
-fn one_at_a_time() -> MutexGuard<'static, ()> {
+/// One browser test at a time (`auth` has some too).
+pub fn one_at_a_time() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn pages() -> PathBuf {
+pub fn pages() -> PathBuf {
     Path::new(REPO).join("tests/browser/pages")
 }
 
@@ -290,14 +290,14 @@ impl Desktop {
 // The browser scripts and their one JSON line.
 
 /// A script's result line, and whether it exited 0.
-struct Json {
-    line: String,
-    ok: bool,
+pub struct Json {
+    pub line: String,
+    pub ok: bool,
 }
 
 impl Json {
     /// The raw JSON text of a top-level field ("" when absent).
-    fn raw(&self, key: &str) -> String {
+    pub fn raw(&self, key: &str) -> String {
         let s = &self.line;
         let want = format!("\"{key}\":");
         let (mut depth, mut in_str, mut esc) = (0, false, false);
@@ -325,7 +325,7 @@ impl Json {
     }
 
     /// A string field, unquoted (escapes other than \" and \\ are left alone).
-    fn str(&self, key: &str) -> String {
+    pub fn str(&self, key: &str) -> String {
         let v = self.raw(key);
         let v = v.strip_prefix('"').and_then(|v| v.strip_suffix('"'));
         v.unwrap_or("").replace("\\\"", "\"").replace("\\\\", "\\")
@@ -357,7 +357,7 @@ fn value_at(s: &str) -> &str {
 }
 
 /// Run `node tests/browser/SCRIPT ARGS` (bounded) and take its last stdout line.
-fn node(script: &str, args: &[&str]) -> Json {
+pub fn node(script: &str, args: &[&str]) -> Json {
     let path = Path::new(REPO).join("tests/browser").join(script);
     let (ok, out, err) = try_run(Command::new("node").arg(path).args(args));
     let line = out.lines().last().unwrap_or("").to_string();

@@ -1,5 +1,6 @@
 //! End-to-end tests: the real `wssh` binary on loopback, against real peers.
 
+mod auth;
 mod browser;
 mod interop;
 mod limits;

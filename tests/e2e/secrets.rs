@@ -510,3 +510,46 @@ fn password_from_the_environment_or_a_file_is_sent_as_basic_auth() {
     assert_clean("connect log", &connect.log());
     assert_clean("forward log", &fwd.log());
 }
+
+#[test]
+fn basic_auth_at_the_server_shows_no_password_in_logs_or_usage_errors() {
+    let dir = TempDir::new("secrets-auth");
+    let target = Target::echo();
+    // The server's own file: the right password is FILE_PW.
+    let users = dir.path("users");
+    std::fs::write(&users, format!("me:{FILE_PW}\n")).unwrap();
+    run(Command::new("chmod").args(["600", users.to_str().unwrap()]));
+    let users = users.to_str().unwrap();
+    let srv = Server::start(&["--target", &target.arg(), "--auth-file", users, "-vv"]);
+
+    // Wrong passwords from the URL and the environment, then the right one from a file.
+    let url = format!("ws://me:{URL_PW}@{}/?token={QUERY_TOKEN}", srv.addr);
+    let (code, _, err) = client(&[&url], &[], b"");
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("401 Unauthorized"), "{err}");
+    let user_only = format!("ws://me@{}/", srv.addr);
+    let (code, _, _) = client(&[&user_only], &[("WSSH_PASSWORD", ENV_PW)], b"");
+    assert_eq!(code, Some(1));
+    let file = password_file(&dir, &format!("{FILE_PW}\n"), 0o600);
+    let args = ["--password-file", &file, &user_only];
+    let (code, out, err) = client(&args, &[], b"in");
+    assert_eq!((code, out.as_slice()), (Some(0), &b"in"[..]), "{err}");
+    eventually("two refusals and a tunnel", || {
+        let log = srv.log();
+        log.matches("wrong password for user \"me\"").count() == 2 && log.contains(" end=")
+    });
+    assert_clean("server log", &srv.log());
+
+    // Usage errors about credentials quote none: a bad --auth-basic, a bad line in the file.
+    std::fs::write(dir.path("users"), format!("me:{FILE_PW}\n{ENV_PW}\n")).unwrap();
+    for args in [
+        vec!["--auth-basic", URL_PW],
+        vec!["--auth-basic", &format!(":{URL_PW}")],
+        vec!["--auth-file", users],
+    ] {
+        // Bounded: a server that started instead would fail the test, not hang it.
+        let (ok, _, err) = try_run(&mut wssh("server", &args));
+        assert!(!ok && err.contains("see wssh --help"), "{args:?}: {err}");
+        assert_clean(&format!("server {args:?}"), &err);
+    }
+}
