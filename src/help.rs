@@ -261,12 +261,19 @@ Options:
                          start PROGRAM and watch it: exit, ignore or respawn [--wrap-mode];
                          it must listen where --unix-target says, or on the free loopback
                          port wssh gives it as {port} and WSSH_TARGET_PORT (no LD_PRELOAD)
+  --auth-plugin BasicHTTPAuth --auth-source USER:PASS
+                         Basic auth for tunnels [--auth-basic; --auth-file keeps it out of ps]
+  --auth-plugin ClientCertCNAuth --auth-source 'CN ...'
+                         only client certificates with these CNs [--client-cn]
+  --verify-client --cafile FILE
+                         TLS clients need a certificate from these CAs (--cafile is
+                         required: no system CAs) [--verify-client --cafile]
+  --web-auth             pages need the credentials too [--web-auth]
   -h, --help             this text
 
 Not supported yet (a usage error, exit 2): -D/--daemon, --run-once, --timeout,
 --idle-timeout, --inetd, --unix-listen, --unix-listen-mode, --log-file, --syslog,
---legacy-syslog, --verify-client, --cafile, --web-auth, and the auth plugins BasicHTTPAuth
-and ClientCertCNAuth.
+--legacy-syslog.
 Refused: --traffic (writes to stdout), --libserver (turns plugins off), --ssl-target,
 --key-password (visible in ps), and token plugins that are Python classes or ask a network
 service (BaseTokenAPI, JSONTokenApi, JWTTokenApi, TokenRedis, dotted names).

@@ -122,9 +122,6 @@ const LATER: &[(&str, &str)] = &[
     ("--log-file", "; logs go to stderr"),
     ("--syslog", "; logs go to stderr"),
     ("--legacy-syslog", "; logs go to stderr"),
-    ("--verify-client", ""),
-    ("--cafile", ""),
-    ("--web-auth", ""),
 ];
 
 /// Options refused for good, and why.
@@ -387,11 +384,13 @@ fn token_flags(g: &Given) -> Result<Option<(Vec<String>, String)>, String> {
     Ok(Some((out, name.to_string())))
 }
 
-/// The auth plugin as `--origin` values: `None` without a plugin.
-fn origins(g: &Given) -> Result<Option<Vec<String>>, String> {
+/// The auth plugin: `--origin` values for ExpectOrigin (`None`: no Origin check, as without
+/// a plugin), and the native flags of BasicHTTPAuth and ClientCertCNAuth.
+fn auth(g: &Given) -> Result<(Option<Vec<String>>, Vec<String>), String> {
     let Some(plugin) = g.get("--auth-plugin") else {
-        return Ok(None);
+        return Ok((None, Vec::new()));
     };
+    let source = g.get("--auth-source").unwrap_or("");
     match bare(plugin, "websockify.auth_plugins.") {
         "ExpectOrigin" => {
             let list: Vec<String> = g
@@ -405,14 +404,23 @@ fn origins(g: &Given) -> Result<Option<Vec<String>>, String> {
                     "--auth-source: * is not an origin (ExpectOrigin compares exactly)".into(),
                 );
             }
-            Ok(Some(list))
+            Ok((Some(list), Vec::new()))
         }
-        name @ ("BasicHTTPAuth" | "ClientCertCNAuth") => {
-            Err(format!("--auth-plugin {name}: not supported yet"))
+        // user:pass on the command line, as websockify takes it (ps shows it there too).
+        "BasicHTTPAuth" if source.contains(':') => {
+            Ok((None, vec!["--auth-basic".into(), source.into()]))
+        }
+        "BasicHTTPAuth" => Err("--auth-source for BasicHTTPAuth: give USER:PASSWORD".into()),
+        "ClientCertCNAuth" => {
+            let mut flags = Vec::new();
+            for cn in source.split_whitespace() {
+                flags.extend(["--client-cn".to_string(), cn.to_string()]);
+            }
+            Ok((None, flags))
         }
         other => Err(format!(
-            "--auth-plugin {}: not supported; supported auth plugins: ExpectOrigin \
-             (BasicHTTPAuth and ClientCertCNAuth: not yet)",
+            "--auth-plugin {}: not supported; supported auth plugins: ExpectOrigin, \
+             BasicHTTPAuth, ClientCertCNAuth",
             class_name(other)
         )),
     }
@@ -441,7 +449,7 @@ pub fn translate(raw: Vec<OsString>, self_pem: bool) -> Result<Websockify, Strin
     dependencies(&g)?;
     unsupported(&g)?;
     let tokens = token_flags(&g)?;
-    let allowed = origins(&g)?;
+    let (allowed, auth_flags) = auth(&g)?;
 
     // TLS: websockify's --cert defaults to self.pem, used when it exists; a cert file may
     // hold the key too.
@@ -519,6 +527,18 @@ pub fn translate(raw: Vec<OsString>, self_pem: bool) -> Result<Websockify, Strin
         if let Some(ciphers) = g.get("--ssl-ciphers") {
             native.extend(["--tls-ciphers".into(), ciphers.into()]);
         }
+        // websockify takes the system CAs without --cafile; wssh wants them named.
+        if g.has("--verify-client") {
+            native.push("--verify-client".into());
+            let ca = g
+                .get("--cafile")
+                .ok_or("--verify-client: give --cafile FILE (the CAs to accept)")?;
+            native.extend(["--cafile".into(), ca.into()]);
+        }
+    }
+    native.extend(auth_flags);
+    if g.has("--web-auth") {
+        native.push("--web-auth".into());
     }
     // No ExpectOrigin: websockify checks no Origin at all, and launchers serve pages from
     // other ports, so any page may connect (the server warns when not on loopback).
@@ -848,8 +868,16 @@ mod tests {
             "--ssl-only: self.pem not found (give --cert FILE)",
         );
         err(&["--ssl-target"], "--ssl-target: not supported: wssh does not speak TLS to targets; point it at the target's plain port");
-        err(&["--verify-client"], "--verify-client: not supported yet");
-        later("--cafile", "--cafile");
+        ok(&["--verify-client"], &format!("{base} {ANY}")); // no TLS: nothing to verify
+        ok(
+            &["--cert=c", "--verify-client", "--cafile=ca.pem"],
+            &format!("{base} --cert c --key c --verify-client --cafile ca.pem {ANY}"),
+        );
+        err(
+            &["--cert=c", "--verify-client"],
+            "--verify-client: give --cafile FILE (the CAs to accept)",
+        );
+        ok(&["--cafile=ca.pem"], &format!("{base} {ANY}"));
         for v in ["default", "tlsv1_1", "tlsv1_2"] {
             ok(
                 &["--cert=c", "--ssl-version", v],
@@ -892,9 +920,14 @@ mod tests {
             &["--web-auth", "--auth-plugin=BasicHTTPAuth"],
             "--web-auth needs --web",
         );
-        err(
-            &["--web-auth", "--auth-plugin=BasicHTTPAuth", "--web=w"],
-            "--web-auth: not supported yet",
+        ok(
+            &[
+                "--web-auth",
+                "--auth-plugin=BasicHTTPAuth",
+                "--auth-source=u:p",
+                "--web=w",
+            ],
+            &format!("{base} --web w --auth-basic u:p --web-auth {ANY}"),
         );
         // Without `-- PROGRAM`, websockify ignores --wrap-mode: so does the translation.
         ok(&["--wrap-mode=ignore"], &format!("{base} {ANY}"));
@@ -1029,15 +1062,19 @@ mod tests {
             &["--auth-plugin=ExpectOrigin", "--auth-source=*"],
             "--auth-source: * is not an origin (ExpectOrigin compares exactly)",
         );
-        err(
+        ok(
             &["--auth-plugin=BasicHTTPAuth", "--auth-source=user:secret"],
-            "--auth-plugin BasicHTTPAuth: not supported yet",
+            &format!("{base} --auth-basic user:secret {ANY}"),
         );
         err(
-            &["--auth-plugin=ClientCertCNAuth", "--auth-source=cn"],
-            "--auth-plugin ClientCertCNAuth: not supported yet",
+            &["--auth-plugin=BasicHTTPAuth", "--auth-source=hunter2"],
+            "--auth-source for BasicHTTPAuth: give USER:PASSWORD",
         );
-        err(&["--auth-plugin=my.Auth"], "--auth-plugin my.Auth: not supported; supported auth plugins: ExpectOrigin (BasicHTTPAuth and ClientCertCNAuth: not yet)");
+        ok(
+            &["--auth-plugin=ClientCertCNAuth", "--auth-source=alice bob"],
+            &format!("{base} --client-cn alice --client-cn bob {ANY}"),
+        );
+        err(&["--auth-plugin=my.Auth"], "--auth-plugin my.Auth: not supported; supported auth plugins: ExpectOrigin, BasicHTTPAuth, ClientCertCNAuth");
         err(
             &["--auth-source=https://a"],
             "--auth-source needs --auth-plugin",
@@ -1062,7 +1099,7 @@ mod tests {
         // No secret value appears in any message.
         for opts in [
             &["--key-password=hunter2"][..],
-            &["--auth-plugin=BasicHTTPAuth", "--auth-source=u:hunter2"],
+            &["--auth-plugin=BasicHTTPAuth", "--auth-source=hunter2"],
         ] {
             let e = translate(run(opts).iter().map(OsString::from).collect(), false).unwrap_err();
             assert!(!e.contains("hunter2"), "{e}");

@@ -437,3 +437,29 @@ fn wrap_mode_and_record_as_websockify_launchers_give_them() {
     echo_through(&srv.url("ws", "/"), &[]);
     eventually("a recording", || dir.path("session.1").exists());
 }
+
+#[test]
+fn basic_auth_as_websockify_takes_it() {
+    let target = Target::echo();
+    let (_dir, link) = linked();
+    let srv = websockify(
+        &link,
+        &[
+            "127.0.0.1:0",
+            &target.arg(),
+            "--auth-plugin=BasicHTTPAuth",
+            "--auth-source=alice:s3cret-pw",
+        ],
+    );
+    let mut s = TcpStream::connect(srv.addr).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    let req = "GET /websockify HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+               Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+    s.write_all(req.as_bytes()).unwrap();
+    let head = read_head(&mut s);
+    assert!(head.starts_with("HTTP/1.1 401"), "{head}");
+    assert!(head.contains("WWW-Authenticate: Basic realm="), "{head}");
+    let url = format!("ws://alice:s3cret-pw@{}/websockify", srv.addr);
+    echo_through(&url, &[]);
+    assert!(!srv.log().contains("s3cret-pw"), "{}", srv.log());
+}
