@@ -453,7 +453,8 @@ fn basic_auth_as_websockify_takes_it() {
     );
     let mut s = TcpStream::connect(srv.addr).unwrap();
     s.set_read_timeout(Some(PATIENCE)).unwrap();
-    let req = "GET /websockify HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+    let req =
+        "GET /websockify HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
                Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
     s.write_all(req.as_bytes()).unwrap();
     let head = read_head(&mut s);
