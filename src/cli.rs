@@ -107,6 +107,8 @@ pub struct ServerConfig {
     pub compat: Option<websockify::Compat>,
     /// `-- PROGRAM ARGS`: the program to start, watch and end with the server.
     pub wrap: Option<crate::wrap::Program>,
+    /// `--run-once`, `--timeout`, `--idle-timeout`: when the server ends by itself.
+    pub ends: crate::listen::Ends,
 }
 
 fn usage(msg: impl std::fmt::Display) -> Error {
@@ -130,6 +132,15 @@ fn seconds(args: &mut Arguments, name: &'static str, default: u64) -> Result<Dur
     match s.unwrap_or(default) {
         0 => Err(usage(format!("{name} must be at least 1"))),
         s => Ok(Duration::from_secs(s)),
+    }
+}
+
+/// An optional number of seconds, at least 1.
+fn some_seconds(args: &mut Arguments, name: &'static str) -> Result<Option<Duration>, Error> {
+    let s: Option<u64> = args.opt_value_from_str(name).map_err(usage)?;
+    match s {
+        Some(0) => Err(usage(format!("{name} must be at least 1"))),
+        s => Ok(s.map(Duration::from_secs)),
     }
 }
 
@@ -477,6 +488,7 @@ fn record_path(file: &Path) -> Result<PathBuf, Error> {
 fn server(mut args: Arguments, program: Option<Vec<OsString>>) -> Result<Command, Error> {
     let level = level(&mut args, LevelFilter::Info);
     let tls_only = args.contains("--tls-only");
+    let run_once = args.contains("--run-once");
     let host_token = args.contains("--host-token");
     let tokens_once = args.contains("--tokens-read-once");
     let token_file: Option<PathBuf> = args.opt_value_from_str("--tokens").map_err(usage)?;
@@ -513,6 +525,11 @@ fn server(mut args: Arguments, program: Option<Vec<OsString>>) -> Result<Command
         .map_err(usage)?
         .unwrap_or(64);
     let handshake_timeout = seconds(&mut args, "--handshake-timeout", 10)?;
+    let ends = crate::listen::Ends {
+        run_once,
+        timeout: some_seconds(&mut args, "--timeout")?,
+        idle_timeout: some_seconds(&mut args, "--idle-timeout")?,
+    };
     let connect_timeout = seconds(&mut args, "--connect-timeout", 10)?;
     let ping: u64 = args
         .opt_value_from_str("--ping")
@@ -647,6 +664,7 @@ fn server(mut args: Arguments, program: Option<Vec<OsString>>) -> Result<Command
         server_names,
         compat: None,
         wrap,
+        ends,
     };
     Ok(Command::Server(Box::new(cfg), level))
 }

@@ -108,6 +108,11 @@ Options:
                          with its status), ignore (serve on), or respawn (start it again,
                          held while its last 3 starts average under 10 s ago: websockify's
                          throttle) [default: exit]
+  --run-once             exit after the first tunnel ends
+  --timeout S            stop accepting S seconds after the start, then exit once the open
+                         connections have finished (a signal still cuts them)
+  --idle-timeout S       exit once no connection (tunnel, page or handshake) has been open
+                         for S seconds, counted from the start or the last one's end
   -v, -vv, -q            debug, trace, or errors only [default: info]
   -h, --help             this text
 
@@ -226,10 +231,13 @@ Options:
                          start PROGRAM and watch it: exit, ignore or respawn [--wrap-mode];
                          it must listen where --unix-target says, or on the free loopback
                          port wssh gives it as {port} and WSSH_TARGET_PORT (no LD_PRELOAD)
+  --run-once             exit after the first session ends [--run-once]
+  --timeout S            stop listening S s after the start; open sessions finish [--timeout]
+  --idle-timeout S       exit after S s with no connection open [--idle-timeout]
   -h, --help             this text
 
-Not supported yet (a usage error, exit 2): -D/--daemon, --run-once, --timeout,
---idle-timeout, --inetd, --unix-listen, --unix-listen-mode, --log-file, --syslog,
+Not supported yet (a usage error, exit 2): -D/--daemon,
+--inetd, --unix-listen, --unix-listen-mode, --log-file, --syslog,
 --legacy-syslog, --verify-client, --cafile, --web-auth, and the auth plugins BasicHTTPAuth
 and ClientCertCNAuth.
 Refused: --traffic (writes to stdout), --libserver (turns plugins off), --ssl-target,

@@ -42,7 +42,8 @@ struct HostsCache {
     map: HashMap<String, Target>,
 }
 
-/// Serve until SIGTERM or Ctrl-C, or the wrapped program's end under `--wrap-mode exit`.
+/// Serve until SIGTERM or Ctrl-C, the wrapped program's end under `--wrap-mode exit`, or
+/// `--run-once`, `--timeout`, `--idle-timeout`.
 /// Returns wssh's exit code: 0, or that program's status.
 pub fn run(mut cfg: ServerConfig) -> Result<i32, Error> {
     let listener = listen::bind(cfg.listen)?;
@@ -93,7 +94,8 @@ pub fn run(mut cfg: ServerConfig) -> Result<i32, Error> {
         hosts: Mutex::new(HostsCache::default()),
         own,
     });
-    listen::serve(listener, limits, move |hub, id, sock| {
+    let ends = state.cfg.ends.clone();
+    listen::serve_until(listener, limits, ends, move |hub, id, sock| {
         connection(&state, hub, id, sock)
     })?;
     Ok(program.map_or(0, crate::wrap::Running::finish))

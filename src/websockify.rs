@@ -113,9 +113,6 @@ const LATER: &[(&str, &str)] = &[
         "--daemon",
         "; run it in the foreground (systemd, supervisord)",
     ),
-    ("--run-once", ""),
-    ("--timeout", ""),
-    ("--idle-timeout", ""),
     ("--inetd", ""),
     ("--unix-listen", ""),
     ("--unix-listen-mode", ""),
@@ -319,10 +316,6 @@ fn dependencies(g: &Given) -> Result<(), String> {
 /// The first option given that wssh does not do (yet), in the order given.
 fn unsupported(g: &Given) -> Result<(), String> {
     for &name in &g.order {
-        // websockify's default values of these mean "off": saying so is harmless.
-        if matches!(name, "--timeout" | "--idle-timeout") && g.int(name) == 0 {
-            continue;
-        }
         if let Some((_, hint)) = LATER.iter().find(|(n, _)| *n == name) {
             return Err(format!("{}: not supported yet{hint}", shown(name)));
         }
@@ -330,8 +323,10 @@ fn unsupported(g: &Given) -> Result<(), String> {
             return Err(format!("{name}: not supported: {why}"));
         }
     }
-    if g.int("--heartbeat") < 0 {
-        return Err("--heartbeat: give a number of seconds, 0 or more".into());
+    for name in ["--heartbeat", "--timeout", "--idle-timeout"] {
+        if g.int(name) < 0 {
+            return Err(format!("{name}: give a number of seconds, 0 or more"));
+        }
     }
     Ok(())
 }
@@ -537,6 +532,15 @@ pub fn translate(raw: Vec<OsString>, self_pem: bool) -> Result<Websockify, Strin
     }
     if let Some(file) = g.get("--record") {
         native.extend(["--record".into(), file.into()]);
+    }
+    if g.has("--run-once") {
+        native.push("--run-once".into());
+    }
+    // 0, websockify's default, means off.
+    for name in ["--timeout", "--idle-timeout"] {
+        if g.int(name) > 0 {
+            native.extend([name.into(), g.int(name).to_string()]);
+        }
     }
     // --wrap-mode without a program changes nothing in websockify: dropped likewise.
     if let (Some(mode), Some(_)) = (g.get("--wrap-mode"), &program) {
@@ -806,14 +810,22 @@ mod tests {
             &["--daemon"],
             "-D/--daemon: not supported yet; run it in the foreground (systemd, supervisord)",
         );
-        err(&["--run-once"], "--run-once: not supported yet");
-        err(&["--timeout=120"], "--timeout: not supported yet");
+        ok(&["--run-once"], &format!("{base} {ANY} --run-once"));
+        ok(&["--timeout=120"], &format!("{base} {ANY} --timeout 120"));
         ok(&["--timeout=0"], &format!("{base} {ANY}"));
         err(
+            &["--timeout=-1"],
+            "--timeout: give a number of seconds, 0 or more",
+        );
+        ok(
             &["--idle-timeout", "120"],
-            "--idle-timeout: not supported yet",
+            &format!("{base} {ANY} --idle-timeout 120"),
         );
         ok(&["--idle-timeout=0"], &format!("{base} {ANY}"));
+        ok(
+            &["--idle-timeout=5", "--run-once", "--timeout=9"],
+            &format!("{base} {ANY} --run-once --timeout 9 --idle-timeout 5"),
+        );
         // The cert file may hold the key; self.pem is the default when it exists.
         ok(
             &["--cert=c.pem"],
