@@ -109,6 +109,8 @@ pub struct ServerConfig {
     pub wrap: Option<crate::wrap::Program>,
     /// `--run-once`, `--timeout`, `--idle-timeout`: when the server ends by itself.
     pub ends: crate::listen::Ends,
+    /// `--inetd` or systemd socket activation: listen on that socket, not on `listen`.
+    pub handed: Option<crate::listen::Handed>,
 }
 
 fn usage(msg: impl std::fmt::Display) -> Error {
@@ -132,6 +134,21 @@ fn seconds(args: &mut Arguments, name: &'static str, default: u64) -> Result<Dur
     match s.unwrap_or(default) {
         0 => Err(usage(format!("{name} must be at least 1"))),
         s => Ok(Duration::from_secs(s)),
+    }
+}
+
+/// Whether systemd handed this process one listening socket (fd 3): `LISTEN_PID` is this
+/// process and `LISTEN_FDS` is 1. More than one is a usage error.
+fn systemd_socket() -> Result<bool, Error> {
+    let var = |n| std::env::var(n).ok();
+    let ours =
+        var("LISTEN_PID").and_then(|p| p.trim().parse::<u32>().ok()) == Some(std::process::id());
+    match var("LISTEN_FDS").filter(|_| ours).as_deref().map(str::trim) {
+        None | Some("0") => Ok(false),
+        Some("1") => Ok(true),
+        Some(n) => Err(usage(format!(
+            "LISTEN_FDS={n}: wssh server takes one socket (one ListenStream= per unit)"
+        ))),
     }
 }
 
@@ -489,6 +506,7 @@ fn server(mut args: Arguments, program: Option<Vec<OsString>>) -> Result<Command
     let level = level(&mut args, LevelFilter::Info);
     let tls_only = args.contains("--tls-only");
     let run_once = args.contains("--run-once");
+    let inetd = args.contains("--inetd");
     let host_token = args.contains("--host-token");
     let tokens_once = args.contains("--tokens-read-once");
     let token_file: Option<PathBuf> = args.opt_value_from_str("--tokens").map_err(usage)?;
@@ -498,10 +516,7 @@ fn server(mut args: Arguments, program: Option<Vec<OsString>>) -> Result<Command
     let unix_target: Option<PathBuf> = args.opt_value_from_str("--unix-target").map_err(usage)?;
     let web_listings = args.contains("--web-listings");
     let web_dotfiles = args.contains("--web-dotfiles");
-    let listen: String = args
-        .opt_value_from_str("--listen")
-        .map_err(usage)?
-        .unwrap_or("127.0.0.1:4567".into());
+    let listen: Option<String> = args.opt_value_from_str("--listen").map_err(usage)?;
     let target: Option<String> = args.opt_value_from_str("--target").map_err(usage)?;
     let wrap_mode: Option<String> = args.opt_value_from_str("--wrap-mode").map_err(usage)?;
     let allow: Vec<String> = args.values_from_str("--allow").map_err(usage)?;
@@ -547,6 +562,22 @@ fn server(mut args: Arguments, program: Option<Vec<OsString>>) -> Result<Command
     let tls_ciphers: Option<String> = args.opt_value_from_str("--tls-ciphers").map_err(usage)?;
     finish(args)?;
 
+    let handed = match (inetd, systemd_socket()?) {
+        (true, true) => {
+            return Err(usage(
+                "--inetd and socket activation (LISTEN_FDS): give one",
+            ))
+        }
+        (true, false) => Some(crate::listen::Handed::Inetd),
+        (false, true) => Some(crate::listen::Handed::Systemd),
+        (false, false) => None,
+    };
+    if handed.is_some() && listen.is_some() {
+        return Err(usage(
+            "--listen and a socket handed over (--inetd, LISTEN_FDS): give one",
+        ));
+    }
+    let listen = listen.unwrap_or("127.0.0.1:4567".into());
     let listen = socket_addr("--listen", &listen)?;
     let target_given = target.is_some() || unix_target.is_some();
     let wrap = crate::wrap::program(program, wrap_mode.as_deref(), target_given).map_err(usage)?;
@@ -665,6 +696,7 @@ fn server(mut args: Arguments, program: Option<Vec<OsString>>) -> Result<Command
         compat: None,
         wrap,
         ends,
+        handed,
     };
     Ok(Command::Server(Box::new(cfg), level))
 }

@@ -49,6 +49,10 @@ With no rule, the path cannot choose: the server is never an open proxy.
 
 Options:
   --listen ADDR          address to listen on [default: 127.0.0.1:4567]; [::1]:4567 for IPv6
+  --inetd                listen on the TCP socket that is fd 0, already listening (inetd's
+                         wait mode, systemd's StandardInput=socket with Accept=no). Without
+                         it, systemd socket activation (LISTEN_PID is wssh and LISTEN_FDS=1)
+                         makes wssh listen on fd 3; either way, no --listen
   --target HOST:PORT     the fixed target [default: 127.0.0.1:22]
   --allow PATTERN        let /ssh/ paths reach these targets (repeatable): a host glob
                          (*.internal), an IP or CIDR range (10.0.0.0/8, [fd00::/8]), then
@@ -234,10 +238,11 @@ Options:
   --run-once             exit after the first session ends [--run-once]
   --timeout S            stop listening S s after the start; open sessions finish [--timeout]
   --idle-timeout S       exit after S s with no connection open [--idle-timeout]
+  --inetd                fd 0 is a listening TCP socket; no source_port then [--inetd]
   -h, --help             this text
 
 Not supported yet (a usage error, exit 2): -D/--daemon,
---inetd, --unix-listen, --unix-listen-mode, --log-file, --syslog,
+--unix-listen, --unix-listen-mode, --log-file, --syslog,
 --legacy-syslog, --verify-client, --cafile, --web-auth, and the auth plugins BasicHTTPAuth
 and ClientCertCNAuth.
 Refused: --traffic (writes to stdout), --libserver (turns plugins off), --ssl-target,

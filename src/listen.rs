@@ -497,6 +497,79 @@ pub fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
     Ok(l)
 }
 
+/// A listening socket handed over by whoever started wssh, instead of one it binds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handed {
+    /// `--inetd`: fd 0 (inetd's `wait` mode, systemd's `StandardInput=socket` with `Accept=no`).
+    Inetd,
+    /// systemd socket activation (`LISTEN_FDS=1` for this process): fd 3.
+    Systemd,
+}
+
+impl Handed {
+    fn what(self) -> (i32, &'static str) {
+        match self {
+            Handed::Inetd => (0, "--inetd: fd 0"),
+            Handed::Systemd => (3, "socket activation (LISTEN_FDS): fd 3"),
+        }
+    }
+}
+
+/// Take over a handed listening socket. Only a listening TCP socket will do (one bound to a
+/// Unix path is refused, with its name); it is made close-on-exec, so a wrapped program does
+/// not inherit it.
+#[cfg(unix)]
+pub fn adopt(h: Handed) -> Result<TcpListener, Error> {
+    use std::os::unix::io::FromRawFd;
+    let (fd, what) = h.what();
+    let int_opt = |opt| {
+        let mut v: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: getsockopt writes at most `len` bytes into `v`; a bad fd is an error return.
+        let r = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                opt,
+                (&mut v as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        (r == 0).then_some(v)
+    };
+    let bad = |why: &str| Error::io(what, io::Error::other(why.to_string()));
+    match (int_opt(libc::SO_TYPE), int_opt(libc::SO_ACCEPTCONN)) {
+        (None, _) => return Err(bad("not a socket")),
+        (Some(t), _) if t != libc::SOCK_STREAM => return Err(bad("not a stream socket")),
+        (_, Some(0)) => {
+            return Err(bad(
+                "not a listening socket (use inetd's wait mode, systemd's Accept=no)",
+            ))
+        }
+        _ => {}
+    }
+    // SAFETY: the fd is an open listening stream socket, handed to this process to own.
+    let l = unsafe { TcpListener::from_raw_fd(fd) };
+    match l.local_addr() {
+        Ok(SocketAddr::V4(_) | SocketAddr::V6(_)) => {}
+        Err(_) => {
+            // Not ours to close: it is not a TCP socket (a Unix one, most likely).
+            std::mem::forget(l);
+            return Err(bad("not a TCP socket"));
+        }
+    }
+    // SAFETY: fcntl on an fd we own now.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    log::debug!("using the listening socket handed over ({what})");
+    Ok(l)
+}
+
+#[cfg(not(unix))]
+pub fn adopt(h: Handed) -> Result<TcpListener, Error> {
+    let (_, what) = h.what();
+    Err(Error::Usage(format!("{what}: not on this system")))
+}
+
 /// Accept until a signal; run `handle` on its own thread for each connection. The handler must
 /// call `Hub::admit` before its connection becomes a tunnel: until then it is pending, and the
 /// listener cuts it at its deadline or to make room.

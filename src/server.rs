@@ -46,7 +46,10 @@ struct HostsCache {
 /// `--run-once`, `--timeout`, `--idle-timeout`.
 /// Returns wssh's exit code: 0, or that program's status.
 pub fn run(mut cfg: ServerConfig) -> Result<i32, Error> {
-    let listener = listen::bind(cfg.listen)?;
+    let listener = match cfg.handed {
+        Some(h) => listen::adopt(h)?,
+        None => listen::bind(cfg.listen)?,
+    };
     if let Some(compat) = &cfg.compat {
         // websockify's banner: launchers wait for `proxying from :PORT` (the real port, if 0).
         let local = listener.local_addr().map_err(|e| Error::io("listen", e))?;

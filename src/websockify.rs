@@ -48,6 +48,8 @@ pub struct Compat {
     pub origin_unchecked: bool,
     /// `--record FILE`, for the banner.
     pub record: Option<String>,
+    /// `--inetd`: the listening socket is fd 0, for the banner.
+    pub inetd: bool,
 }
 
 /// How an option takes its value.
@@ -113,7 +115,6 @@ const LATER: &[(&str, &str)] = &[
         "--daemon",
         "; run it in the foreground (systemd, supervisord)",
     ),
-    ("--inetd", ""),
     ("--unix-listen", ""),
     ("--unix-listen-mode", ""),
     ("--log-file", "; logs go to stderr"),
@@ -459,18 +460,24 @@ pub fn translate(raw: Vec<OsString>, self_pem: bool) -> Result<Websockify, Strin
     };
 
     let mut positionals = positionals.into_iter();
-    let listen = positionals.next().ok_or("too few arguments")?;
-    let (listen_host, port) = match split(&listen) {
-        Some((h, p)) => (h.to_string(), p),
-        None => (String::new(), listen.as_str()),
+    // --inetd: fd 0 is the listening socket, and there is no listen argument.
+    let (listen_host, mut native) = if g.has("--inetd") {
+        (String::new(), vec!["--inetd".to_string()])
+    } else {
+        let listen = positionals.next().ok_or("too few arguments")?;
+        let (listen_host, port) = match split(&listen) {
+            Some((h, p)) => (h.to_string(), p),
+            None => (String::new(), listen.as_str()),
+        };
+        let port: u16 = port.parse().map_err(|_| "error parsing listen port")?;
+        let bind_host = match (listen_host.as_str(), g.has("--prefer-ipv6")) {
+            ("", false) => "0.0.0.0",
+            ("", true) => "::",
+            (h, _) => h,
+        };
+        let native = vec!["--listen".to_string(), join(bind_host, port)];
+        (listen_host, native)
     };
-    let port: u16 = port.parse().map_err(|_| "error parsing listen port")?;
-    let bind_host = match (listen_host.as_str(), g.has("--prefer-ipv6")) {
-        ("", false) => "0.0.0.0",
-        ("", true) => "::",
-        (h, _) => h,
-    };
-    let mut native = vec!["--listen".to_string(), join(bind_host, port)];
 
     let unix_target = g.get("--unix-target");
     let to = match (&tokens, unix_target) {
@@ -554,6 +561,7 @@ pub fn translate(raw: Vec<OsString>, self_pem: bool) -> Result<Websockify, Strin
             to,
             origin_unchecked,
             record: g.get("--record").map(String::from),
+            inetd: g.has("--inetd"),
         },
         program,
     })
@@ -565,7 +573,10 @@ pub fn banner(c: &Compat, port: u16, tls: bool, tls_only: bool) -> Vec<String> {
     let from = format!("{}:{port}", c.listen_host);
     let mut lines = vec![
         "WebSocket server settings:".to_string(),
-        format!("  - Listen on {from}"),
+        match c.inetd {
+            true => "  - Listen for inetd connections".to_string(),
+            false => format!("  - Listen on {from}"),
+        },
     ];
     if let Some(web) = &c.web {
         // websockify prints the absolute path; wssh never lists directories.
@@ -894,7 +905,16 @@ mod tests {
             &["--unix-target=/run/vnc.sock", "6080", "h:1"],
             Err("too many arguments"),
         );
-        err(&["--inetd"], "--inetd: not supported yet");
+        // --inetd: no listen argument; the first positional is the target.
+        check(
+            &["--inetd", "h:1"],
+            Ok(&format!("--inetd --target h:1 {ANY}")),
+        );
+        check(
+            &["--inetd", "--unix-target=/run/vnc.sock"],
+            Ok(&format!("--inetd --unix-target /run/vnc.sock {ANY}")),
+        );
+        check(&["--inetd", "6080", "h:1"], Err("error parsing target"));
         ok(
             &["--web=/usr/share/novnc"],
             &format!("{base} --web /usr/share/novnc {ANY}"),
@@ -1120,6 +1140,7 @@ mod tests {
             to: to.into(),
             origin_unchecked: true,
             record: None,
+            inetd: false,
         };
         assert_eq!(
             banner(

@@ -2,6 +2,7 @@
 
 mod browser;
 mod ends;
+mod handed;
 mod interop;
 mod limits;
 mod pitfalls;

@@ -200,7 +200,7 @@ fn idle_timeout_ends_it_with_websockifys_line() {
 fn options_not_supported_are_usage_errors_naming_them() {
     let (_dir, link) = linked();
     for (args, line) in [
-        (&["--inetd", "6080", "h:1"][..], "error: --inetd: not supported yet"),
+        (&["--unix-listen=/s", "6080", "h:1"][..], "error: --unix-listen: not supported yet"),
         (&["6080", "h:1", "-D"], "error: -D/--daemon: not supported yet; run it in the foreground (systemd, supervisord)"),
         (&["6080", "h:1", "--", "vncserver"], "error: too many arguments"),
         (&["--key-password", "hunter2", "6080", "h:1"], "error: --key-password: not supported: a password among the arguments is visible to every user (ps); store the key decrypted: openssl pkey -in KEY -out PLAIN"),
