@@ -8,7 +8,8 @@
 //! (`Hub::rearm`). Refusals are logged at a bounded rate. Ctrl-C/SIGTERM (or `stop`) stop the
 //! loop and cut the local sockets of open tunnels so each closes cleanly. The loop can also end
 //! on its own (`Ends`: websockify's `--run-once`, `--timeout`, `--idle-timeout`); then open
-//! connections are left to finish, unless a signal comes. It knows nothing of HTTP or
+//! connections are left to finish, unless a signal comes. A listening socket handed over
+//! (`--inetd`, systemd's `LISTEN_FDS`) is adopted in place of one bound. It knows nothing of HTTP or
 //! WebSocket; the handlers report progress and ask for admission.
 
 use crate::bridge::Local;
