@@ -111,6 +111,10 @@ pub struct ServerConfig {
     pub ends: crate::listen::Ends,
     /// `--inetd` or systemd socket activation: listen on that socket, not on `listen`.
     pub handed: Option<crate::listen::Handed>,
+    /// `-D/--daemon`: detach once bound (paths given on the command line made absolute).
+    pub daemon: bool,
+    /// `--pid-file`: absolute; written once bound (and detached), removed at exit.
+    pub pid_file: Option<PathBuf>,
 }
 
 fn usage(msg: impl std::fmt::Display) -> Error {
@@ -150,6 +154,11 @@ fn systemd_socket() -> Result<bool, Error> {
             "LISTEN_FDS={n}: wssh server takes one socket (one ListenStream= per unit)"
         ))),
     }
+}
+
+/// A path made absolute against the current directory (as it is, if that cannot be read).
+fn absolute(p: PathBuf) -> PathBuf {
+    std::path::absolute(&p).unwrap_or(p)
 }
 
 /// An optional number of seconds, at least 1.
@@ -507,6 +516,8 @@ fn server(mut args: Arguments, program: Option<Vec<OsString>>) -> Result<Command
     let tls_only = args.contains("--tls-only");
     let run_once = args.contains("--run-once");
     let inetd = args.contains("--inetd");
+    let daemon = args.contains(["-D", "--daemon"]);
+    let pid_file: Option<PathBuf> = args.opt_value_from_str("--pid-file").map_err(usage)?;
     let host_token = args.contains("--host-token");
     let tokens_once = args.contains("--tokens-read-once");
     let token_file: Option<PathBuf> = args.opt_value_from_str("--tokens").map_err(usage)?;
@@ -579,6 +590,26 @@ fn server(mut args: Arguments, program: Option<Vec<OsString>>) -> Result<Command
     }
     let listen = listen.unwrap_or("127.0.0.1:4567".into());
     let listen = socket_addr("--listen", &listen)?;
+    // A daemon works from /: what the command line names relative to here must stay put.
+    let pid_file = pid_file.map(absolute);
+    let (token_file, token_dir, unix_token_dir, unix_target, hosts_file, web_dir) = match daemon {
+        true => (
+            token_file.map(absolute),
+            token_dir.map(absolute),
+            unix_token_dir.map(absolute),
+            unix_target.map(absolute),
+            hosts_file.map(absolute),
+            web_dir.map(absolute),
+        ),
+        false => (
+            token_file,
+            token_dir,
+            unix_token_dir,
+            unix_target,
+            hosts_file,
+            web_dir,
+        ),
+    };
     let target_given = target.is_some() || unix_target.is_some();
     let wrap = crate::wrap::program(program, wrap_mode.as_deref(), target_given).map_err(usage)?;
     if cfg!(not(unix)) && wrap.is_some() {
@@ -697,6 +728,8 @@ fn server(mut args: Arguments, program: Option<Vec<OsString>>) -> Result<Command
         wrap,
         ends,
         handed,
+        daemon,
+        pid_file,
     };
     Ok(Command::Server(Box::new(cfg), level))
 }

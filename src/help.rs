@@ -53,6 +53,11 @@ Options:
                          wait mode, systemd's StandardInput=socket with Accept=no). Without
                          it, systemd socket activation (LISTEN_PID is wssh and LISTEN_FDS=1)
                          makes wssh listen on fd 3; either way, no --listen
+  -D, --daemon           once listening, run in the background: detached from the terminal,
+                         in /, stdin, stdout and stderr (so the log too) to /dev/null; paths
+                         given here are made absolute first. A bind error still comes first
+  --pid-file FILE        write wssh's process id to FILE once listening (after -D detaches,
+                         before the launching command returns); removed at exit
   --target HOST:PORT     the fixed target [default: 127.0.0.1:22]
   --allow PATTERN        let /ssh/ paths reach these targets (repeatable): a host glob
                          (*.internal), an IP or CIDR range (10.0.0.0/8, [fd00::/8]), then
@@ -239,9 +244,10 @@ Options:
   --timeout S            stop listening S s after the start; open sessions finish [--timeout]
   --idle-timeout S       exit after S s with no connection open [--idle-timeout]
   --inetd                fd 0 is a listening TCP socket; no source_port then [--inetd]
+  -D, --daemon           detach once listening; a bind error is still the exit status [-D]
   -h, --help             this text
 
-Not supported yet (a usage error, exit 2): -D/--daemon,
+Not supported yet (a usage error, exit 2):
 --unix-listen, --unix-listen-mode, --log-file, --syslog,
 --legacy-syslog, --verify-client, --cafile, --web-auth, and the auth plugins BasicHTTPAuth
 and ClientCertCNAuth.

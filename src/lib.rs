@@ -15,6 +15,7 @@
 //!   recorded tunnel that writes it, fed through `bridge`'s observer hook;
 //! - `bridge`: a local socket (TCP or Unix) to a tunnel, both directions, with the close rules,
 //!   and an optional observer of the bytes at the local socket;
+//! - `daemon`: `-D/--daemon` (detach after the bind) and `--pid-file`;
 //! - `listen`: the accept loop, signals and shutdown of the listening modes;
 //! - `proxy`: outgoing TCP (name lookup and connect within one deadline), direct or through an
 //!   HTTP proxy (CONNECT), and which proxy applies;
@@ -41,6 +42,7 @@
 pub mod bridge;
 pub mod cli;
 pub mod client;
+pub mod daemon;
 pub mod error;
 pub mod forward;
 pub mod help;

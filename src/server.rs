@@ -65,6 +65,12 @@ pub fn run(mut cfg: ServerConfig) -> Result<i32, Error> {
             );
         }
     }
+    // After the bind (its error is the launcher's) and the banner, before any thread.
+    let _pid_file = match (cfg.daemon, &cfg.pid_file) {
+        (true, p) => Some(crate::daemon::detach(p.as_deref())?),
+        (false, Some(p)) => Some(crate::daemon::write_pid(p)?),
+        (false, None) => None,
+    };
     let program = cfg.wrap.take();
     let program = program
         .map(|p| crate::wrap::start(p, &mut cfg.policy.fixed))

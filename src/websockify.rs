@@ -50,6 +50,8 @@ pub struct Compat {
     pub record: Option<String>,
     /// `--inetd`: the listening socket is fd 0, for the banner.
     pub inetd: bool,
+    /// `-D/--daemon`, for the banner.
+    pub daemon: bool,
 }
 
 /// How an option takes its value.
@@ -111,10 +113,6 @@ const SSL_VERSIONS: &[&str] = &["default", "tlsv1_1", "tlsv1_2", "tlsv1_3"];
 
 /// Options that a later release brings: a usage error until then, with a hint where one helps.
 const LATER: &[(&str, &str)] = &[
-    (
-        "--daemon",
-        "; run it in the foreground (systemd, supervisord)",
-    ),
     ("--unix-listen", ""),
     ("--unix-listen-mode", ""),
     ("--log-file", "; logs go to stderr"),
@@ -540,6 +538,9 @@ pub fn translate(raw: Vec<OsString>, self_pem: bool) -> Result<Websockify, Strin
     if let Some(file) = g.get("--record") {
         native.extend(["--record".into(), file.into()]);
     }
+    if g.has("--daemon") {
+        native.push("--daemon".into());
+    }
     if g.has("--run-once") {
         native.push("--run-once".into());
     }
@@ -562,6 +563,7 @@ pub fn translate(raw: Vec<OsString>, self_pem: bool) -> Result<Websockify, Strin
             origin_unchecked,
             record: g.get("--record").map(String::from),
             inetd: g.has("--inetd"),
+            daemon: g.has("--daemon"),
         },
         program,
     })
@@ -593,6 +595,9 @@ pub fn banner(c: &Compat, port: u16, tls: bool, tls_only: bool) -> Vec<String> {
             "  - Deny non-SSL/TLS connections".into(),
         ]),
         (false, _) => lines.push("  - No SSL/TLS support (no cert file)".into()),
+    }
+    if c.daemon {
+        lines.push("  - Backgrounding (daemon)".into());
     }
     if let Some(file) = &c.record {
         let abs = std::path::absolute(file).unwrap_or_else(|_| Path::new(file).to_path_buf());
@@ -813,14 +818,8 @@ mod tests {
             &["--record", "/tmp/s"],
             &format!("{base} {ANY} --record /tmp/s"),
         );
-        err(
-            &["-D"],
-            "-D/--daemon: not supported yet; run it in the foreground (systemd, supervisord)",
-        );
-        err(
-            &["--daemon"],
-            "-D/--daemon: not supported yet; run it in the foreground (systemd, supervisord)",
-        );
+        ok(&["-D"], &format!("{base} {ANY} --daemon"));
+        ok(&["--daemon"], &format!("{base} {ANY} --daemon"));
         ok(&["--run-once"], &format!("{base} {ANY} --run-once"));
         ok(&["--timeout=120"], &format!("{base} {ANY} --timeout 120"));
         ok(&["--timeout=0"], &format!("{base} {ANY}"));
@@ -1128,7 +1127,10 @@ mod tests {
                 "5910",
                 "host:5900",
             ],
-            Err("-D/--daemon: not supported yet; run it in the foreground (systemd, supervisord)"),
+            Ok(
+                "--listen 0.0.0.0:5910 --target host:5900 --origin * --daemon --timeout 120 \
+                --idle-timeout 120",
+            ),
         );
     }
 
@@ -1141,6 +1143,7 @@ mod tests {
             origin_unchecked: true,
             record: None,
             inetd: false,
+            daemon: false,
         };
         assert_eq!(
             banner(
@@ -1174,6 +1177,7 @@ mod tests {
         );
         let inetd = Compat {
             inetd: true,
+            daemon: true,
             ..c("", None, "/run/vnc.sock")
         };
         assert_eq!(
@@ -1181,6 +1185,7 @@ mod tests {
             [
                 "  - Listen for inetd connections",
                 "  - No SSL/TLS support (no cert file)",
+                "  - Backgrounding (daemon)",
                 "  - proxying from :6080 to /run/vnc.sock",
             ]
         );

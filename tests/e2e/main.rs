@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `wssh` binary on loopback, against real peers.
 
 mod browser;
+mod daemon;
 mod ends;
 mod handed;
 mod interop;
