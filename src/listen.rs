@@ -549,6 +549,26 @@ pub fn adopt(h: Handed) -> Result<TcpListener, Error> {
         }
         _ => {}
     }
+    // fd 0 is stdin too (and -D points it at /dev/null): the socket moves to a higher fd,
+    // close-on-exec, and fd 0 becomes /dev/null.
+    let fd = match h {
+        Handed::Inetd => {
+            // SAFETY: fcntl, open and dup2 on fds of this process.
+            unsafe {
+                let moved = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3);
+                if moved < 0 {
+                    return Err(Error::io(what, io::Error::last_os_error()));
+                }
+                let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
+                if null >= 0 {
+                    libc::dup2(null, 0);
+                    libc::close(null);
+                }
+                moved
+            }
+        }
+        Handed::Systemd => fd,
+    };
     // SAFETY: the fd is an open listening stream socket, handed to this process to own.
     let l = unsafe { TcpListener::from_raw_fd(fd) };
     match l.local_addr() {

@@ -28,7 +28,7 @@ fn on_fd0(family: &str, dir: &TempDir, args: &[&str]) -> Command {
     let script = "import os, socket, sys\n\
          if sys.argv[1] == 'inet':\n    s = socket.socket(); s.bind(('127.0.0.1', 0))\n\
          else:\n    s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[2])\n\
-         s.listen(16)\nos.dup2(s.fileno(), 0)\nos.execv(sys.argv[3], sys.argv[3:])\n";
+         s.listen(16)\nprint('handed', s.getsockname(), file=sys.stderr, flush=True)\nos.dup2(s.fileno(), 0)\nos.execv(sys.argv[3], sys.argv[3:])\n";
     let mut cmd = Command::new("python3");
     cmd.args([
         "-c",
@@ -131,4 +131,34 @@ fn what_is_not_a_listening_tcp_socket_is_refused() {
         try_run(Command::new(BIN).args(["server", "--inetd", "--listen", "127.0.0.1:0"]));
     assert!(!ok);
     assert!(err.contains("--listen and a socket handed over"), "{err}");
+}
+
+#[test]
+fn inetd_and_daemon_keep_the_socket() {
+    let dir = TempDir::new("inetd-daemon");
+    let target = dir.path("vnc.sock");
+    unix_echo(&target);
+    let pid_file = dir.path("wssh.pid");
+    let (ok, _, err) = try_run(&mut on_fd0(
+        "inet",
+        &dir,
+        &[
+            "-D",
+            "--pid-file",
+            pid_file.to_str().unwrap(),
+            "--unix-target",
+            target.to_str().unwrap(),
+        ],
+    ));
+    assert!(ok, "{err}");
+    let port = err
+        .split("handed ('127.0.0.1', ")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .expect("the launcher names its port");
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    tunnel_echoes(&format!("ws://127.0.0.1:{port}/"));
+    let killed = Command::new("kill").args(["-TERM", pid.trim()]).status();
+    assert!(killed.unwrap().success());
+    eventually("the pid file to go", || !pid_file.exists());
 }
