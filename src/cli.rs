@@ -115,6 +115,8 @@ pub struct ServerConfig {
     pub daemon: bool,
     /// `--pid-file`: absolute; written once bound (and detached), removed at exit.
     pub pid_file: Option<PathBuf>,
+    /// `--log-file`: absolute; stderr goes there once bound, reopened on SIGHUP.
+    pub log_file: Option<PathBuf>,
 }
 
 fn usage(msg: impl std::fmt::Display) -> Error {
@@ -518,6 +520,7 @@ fn server(mut args: Arguments, program: Option<Vec<OsString>>) -> Result<Command
     let inetd = args.contains("--inetd");
     let daemon = args.contains(["-D", "--daemon"]);
     let pid_file: Option<PathBuf> = args.opt_value_from_str("--pid-file").map_err(usage)?;
+    let log_file: Option<PathBuf> = args.opt_value_from_str("--log-file").map_err(usage)?;
     let host_token = args.contains("--host-token");
     let tokens_once = args.contains("--tokens-read-once");
     let token_file: Option<PathBuf> = args.opt_value_from_str("--tokens").map_err(usage)?;
@@ -592,6 +595,7 @@ fn server(mut args: Arguments, program: Option<Vec<OsString>>) -> Result<Command
     let listen = socket_addr("--listen", &listen)?;
     // A daemon works from /: what the command line names relative to here must stay put.
     let pid_file = pid_file.map(absolute);
+    let log_file = log_file.map(absolute);
     let (token_file, token_dir, unix_token_dir, unix_target, hosts_file, web_dir) = match daemon {
         true => (
             token_file.map(absolute),
@@ -730,6 +734,7 @@ fn server(mut args: Arguments, program: Option<Vec<OsString>>) -> Result<Command
         handed,
         daemon,
         pid_file,
+        log_file,
     };
     Ok(Command::Server(Box::new(cfg), level))
 }

@@ -18,10 +18,10 @@ impl Drop for PidFile {
     }
 }
 
-/// Detach; returns in the daemon only (the launcher exits: 0 once the pid file is written, 1
+/// Detach (`keep_stderr`: stderr is a `--log-file`); returns in the daemon only (the launcher exits: 0 once the pid file is written, 1
 /// if the daemon could not start). `pid_file` must be absolute.
 #[cfg(unix)]
-pub fn detach(pid_file: Option<&Path>) -> Result<PidFile, Error> {
+pub fn detach(pid_file: Option<&Path>, keep_stderr: bool) -> Result<PidFile, Error> {
     use std::io::{Read, Write};
     use std::os::fd::FromRawFd;
     let sys = |what: &str| Error::io(format!("daemon: {what}"), std::io::Error::last_os_error());
@@ -71,7 +71,7 @@ pub fn detach(pid_file: Option<&Path>) -> Result<PidFile, Error> {
         libc::chdir(c"/".as_ptr());
         let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
         if null >= 0 {
-            for fd in 0..3 {
+            for fd in 0..(3 - i32::from(keep_stderr)) {
                 libc::dup2(null, fd);
             }
             if null > 2 {
@@ -90,7 +90,7 @@ pub fn detach(pid_file: Option<&Path>) -> Result<PidFile, Error> {
 }
 
 #[cfg(not(unix))]
-pub fn detach(_pid_file: Option<&Path>) -> Result<PidFile, Error> {
+pub fn detach(_pid_file: Option<&Path>, _keep_stderr: bool) -> Result<PidFile, Error> {
     Err(Error::Usage("-D/--daemon: not on this system".into()))
 }
 

@@ -58,6 +58,8 @@ Options:
                          given here are made absolute first. A bind error still comes first
   --pid-file FILE        write wssh's process id to FILE once listening (after -D detaches,
                          before the launching command returns); removed at exit
+  --log-file FILE        once listening, write the log to FILE (appended), not to stderr;
+                         SIGHUP opens it anew (rotation), instead of stopping the server
   --target HOST:PORT     the fixed target [default: 127.0.0.1:22]
   --allow PATTERN        let /ssh/ paths reach these targets (repeatable): a host glob
                          (*.internal), an IP or CIDR range (10.0.0.0/8, [fd00::/8]), then
@@ -245,10 +247,10 @@ Options:
   --idle-timeout S       exit after S s with no connection open [--idle-timeout]
   --inetd                fd 0 is a listening TCP socket; no source_port then [--inetd]
   -D, --daemon           detach once listening; a bind error is still the exit status [-D]
+  --log-file FILE        the log to FILE once listening; SIGHUP reopens it [--log-file]
   -h, --help             this text
 
-Not supported yet (a usage error, exit 2):
---unix-listen, --unix-listen-mode, --log-file, --syslog,
+Not supported yet (a usage error, exit 2): --unix-listen, --unix-listen-mode, --syslog,
 --legacy-syslog, --verify-client, --cafile, --web-auth, and the auth plugins BasicHTTPAuth
 and ClientCertCNAuth.
 Refused: --traffic (writes to stdout), --libserver (turns plugins off), --ssl-target,

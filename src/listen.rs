@@ -626,6 +626,7 @@ where
         }
     })
     .map_err(|e| Error::io("install signal handler", io::Error::other(e.to_string())))?;
+    crate::logfile::reopen_on_sighup();
     // Set before the loop looks at the flag: a `stop` either sees this or is seen by the loop.
     *lock(&WAKE) = Some(wake_addr(local));
     log::info!("listening on {local}");

@@ -50,6 +50,10 @@ pub fn run(mut cfg: ServerConfig) -> Result<i32, Error> {
         Some(h) => listen::adopt(h)?,
         None => listen::bind(cfg.listen)?,
     };
+    // After the bind, so that a port in use is still said where the launcher sees it.
+    if let Some(file) = &cfg.log_file {
+        crate::logfile::redirect(file)?;
+    }
     if let Some(compat) = &cfg.compat {
         // websockify's banner: launchers wait for `proxying from :PORT` (the real port, if 0).
         let local = listener.local_addr().map_err(|e| Error::io("listen", e))?;
@@ -67,7 +71,7 @@ pub fn run(mut cfg: ServerConfig) -> Result<i32, Error> {
     }
     // After the bind (its error is the launcher's) and the banner, before any thread.
     let _pid_file = match (cfg.daemon, &cfg.pid_file) {
-        (true, p) => Some(crate::daemon::detach(p.as_deref())?),
+        (true, p) => Some(crate::daemon::detach(p.as_deref(), cfg.log_file.is_some())?),
         (false, Some(p)) => Some(crate::daemon::write_pid(p)?),
         (false, None) => None,
     };

@@ -115,7 +115,6 @@ const SSL_VERSIONS: &[&str] = &["default", "tlsv1_1", "tlsv1_2", "tlsv1_3"];
 const LATER: &[(&str, &str)] = &[
     ("--unix-listen", ""),
     ("--unix-listen-mode", ""),
-    ("--log-file", "; logs go to stderr"),
     ("--syslog", "; logs go to stderr"),
     ("--legacy-syslog", "; logs go to stderr"),
     ("--verify-client", ""),
@@ -540,6 +539,9 @@ pub fn translate(raw: Vec<OsString>, self_pem: bool) -> Result<Websockify, Strin
     }
     if g.has("--daemon") {
         native.push("--daemon".into());
+    }
+    if let Some(file) = g.get("--log-file") {
+        native.extend(["--log-file".into(), file.into()]);
     }
     if g.has("--run-once") {
         native.push("--run-once".into());
@@ -1075,9 +1077,9 @@ mod tests {
         );
         ok(&["--heartbeat=30"], &format!("{base} {ANY} --ping 30"));
         ok(&["--heartbeat=0"], &format!("{base} {ANY} --ping 0"));
-        err(
+        ok(
             &["--log-file=/var/log/ws"],
-            "--log-file: not supported yet; logs go to stderr",
+            &format!("{base} {ANY} --log-file /var/log/ws"),
         );
         err(
             &["--syslog=/dev/log"],

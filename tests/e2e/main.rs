@@ -6,6 +6,7 @@ mod ends;
 mod handed;
 mod interop;
 mod limits;
+mod logfile;
 mod pitfalls;
 mod reach;
 mod record;

@@ -201,7 +201,7 @@ fn options_not_supported_are_usage_errors_naming_them() {
     let (_dir, link) = linked();
     for (args, line) in [
         (&["--unix-listen=/s", "6080", "h:1"][..], "error: --unix-listen: not supported yet"),
-        (&["6080", "h:1", "--log-file=/tmp/x"], "error: --log-file: not supported yet; logs go to stderr"),
+        (&["6080", "h:1", "--syslog=/dev/log"], "error: --syslog: not supported yet; logs go to stderr"),
         (&["6080", "h:1", "--", "vncserver"], "error: too many arguments"),
         (&["--key-password", "hunter2", "6080", "h:1"], "error: --key-password: not supported: a password among the arguments is visible to every user (ps); store the key decrypted: openssl pkey -in KEY -out PLAIN"),
         (&["--token-plugin=TokenRedis", "--token-source=r:6379:0:hunter2", "6080"], "error: --token-plugin TokenRedis: not supported (it asks a network service or decodes JWTs); supported token plugins: TokenFile, ReadOnlyTokenFile, TokenFileName, UnixDomainSocketDirectory"),
