@@ -17,6 +17,7 @@ mod targets;
 mod tls;
 mod tokens;
 mod tunnel;
+mod units;
 mod web;
 mod websockify;
 mod wrap;
