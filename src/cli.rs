@@ -113,6 +113,16 @@ pub struct ServerConfig {
     pub wrap: Option<crate::wrap::Program>,
     /// Basic auth and client certificate CNs (`--auth-file`, `--auth-basic`, `--client-cn`).
     pub auth: crate::auth::Gate,
+    /// `--run-once`, `--timeout`, `--idle-timeout`: when the server ends by itself.
+    pub ends: crate::listen::Ends,
+    /// `--inetd` or systemd socket activation: listen on that socket, not on `listen`.
+    pub handed: Option<crate::listen::Handed>,
+    /// `-D/--daemon`: detach once bound (paths given on the command line made absolute).
+    pub daemon: bool,
+    /// `--pid-file`: absolute; written once bound (and detached), removed at exit.
+    pub pid_file: Option<PathBuf>,
+    /// `--log-file`: absolute; stderr goes there once bound, reopened on SIGHUP.
+    pub log_file: Option<PathBuf>,
 }
 
 fn usage(msg: impl std::fmt::Display) -> Error {
@@ -136,6 +146,35 @@ fn seconds(args: &mut Arguments, name: &'static str, default: u64) -> Result<Dur
     match s.unwrap_or(default) {
         0 => Err(usage(format!("{name} must be at least 1"))),
         s => Ok(Duration::from_secs(s)),
+    }
+}
+
+/// Whether systemd handed this process one listening socket (fd 3): `LISTEN_PID` is this
+/// process and `LISTEN_FDS` is 1. More than one is a usage error.
+fn systemd_socket() -> Result<bool, Error> {
+    let var = |n| std::env::var(n).ok();
+    let ours =
+        var("LISTEN_PID").and_then(|p| p.trim().parse::<u32>().ok()) == Some(std::process::id());
+    match var("LISTEN_FDS").filter(|_| ours).as_deref().map(str::trim) {
+        None | Some("0") => Ok(false),
+        Some("1") => Ok(true),
+        Some(n) => Err(usage(format!(
+            "LISTEN_FDS={n}: wssh server takes one socket (one ListenStream= per unit)"
+        ))),
+    }
+}
+
+/// A path made absolute against the current directory (as it is, if that cannot be read).
+fn absolute(p: PathBuf) -> PathBuf {
+    std::path::absolute(&p).unwrap_or(p)
+}
+
+/// An optional number of seconds, at least 1.
+fn some_seconds(args: &mut Arguments, name: &'static str) -> Result<Option<Duration>, Error> {
+    let s: Option<u64> = args.opt_value_from_str(name).map_err(usage)?;
+    match s {
+        Some(0) => Err(usage(format!("{name} must be at least 1"))),
+        s => Ok(s.map(Duration::from_secs)),
     }
 }
 
@@ -495,6 +534,11 @@ fn record_path(file: &Path) -> Result<PathBuf, Error> {
 fn server(mut args: Arguments, program: Option<Vec<OsString>>) -> Result<Command, Error> {
     let level = level(&mut args, LevelFilter::Info);
     let tls_only = args.contains("--tls-only");
+    let run_once = args.contains("--run-once");
+    let inetd = args.contains("--inetd");
+    let daemon = args.contains(["-D", "--daemon"]);
+    let pid_file: Option<PathBuf> = args.opt_value_from_str("--pid-file").map_err(usage)?;
+    let log_file: Option<PathBuf> = args.opt_value_from_str("--log-file").map_err(usage)?;
     let host_token = args.contains("--host-token");
     let tokens_once = args.contains("--tokens-read-once");
     let token_file: Option<PathBuf> = args.opt_value_from_str("--tokens").map_err(usage)?;
@@ -506,10 +550,7 @@ fn server(mut args: Arguments, program: Option<Vec<OsString>>) -> Result<Command
     let web_dotfiles = args.contains("--web-dotfiles");
     let web_auth = args.contains("--web-auth");
     let verify_client = args.contains("--verify-client");
-    let listen: String = args
-        .opt_value_from_str("--listen")
-        .map_err(usage)?
-        .unwrap_or("127.0.0.1:4567".into());
+    let listen: Option<String> = args.opt_value_from_str("--listen").map_err(usage)?;
     let target: Option<String> = args.opt_value_from_str("--target").map_err(usage)?;
     let wrap_mode: Option<String> = args.opt_value_from_str("--wrap-mode").map_err(usage)?;
     let allow: Vec<String> = args.values_from_str("--allow").map_err(usage)?;
@@ -533,6 +574,11 @@ fn server(mut args: Arguments, program: Option<Vec<OsString>>) -> Result<Command
         .map_err(usage)?
         .unwrap_or(64);
     let handshake_timeout = seconds(&mut args, "--handshake-timeout", 10)?;
+    let ends = crate::listen::Ends {
+        run_once,
+        timeout: some_seconds(&mut args, "--timeout")?,
+        idle_timeout: some_seconds(&mut args, "--idle-timeout")?,
+    };
     let connect_timeout = seconds(&mut args, "--connect-timeout", 10)?;
     let ping: u64 = args
         .opt_value_from_str("--ping")
@@ -554,7 +600,44 @@ fn server(mut args: Arguments, program: Option<Vec<OsString>>) -> Result<Command
     let client_cns: Vec<String> = args.values_from_str("--client-cn").map_err(usage)?;
     finish(args)?;
 
+    let handed = match (inetd, systemd_socket()?) {
+        (true, true) => {
+            return Err(usage(
+                "--inetd and socket activation (LISTEN_FDS): give one",
+            ))
+        }
+        (true, false) => Some(crate::listen::Handed::Inetd),
+        (false, true) => Some(crate::listen::Handed::Systemd),
+        (false, false) => None,
+    };
+    if handed.is_some() && listen.is_some() {
+        return Err(usage(
+            "--listen and a socket handed over (--inetd, LISTEN_FDS): give one",
+        ));
+    }
+    let listen = listen.unwrap_or("127.0.0.1:4567".into());
     let listen = socket_addr("--listen", &listen)?;
+    // A daemon works from /: what the command line names relative to here must stay put.
+    let pid_file = pid_file.map(absolute);
+    let log_file = log_file.map(absolute);
+    let (token_file, token_dir, unix_token_dir, unix_target, hosts_file, web_dir) = match daemon {
+        true => (
+            token_file.map(absolute),
+            token_dir.map(absolute),
+            unix_token_dir.map(absolute),
+            unix_target.map(absolute),
+            hosts_file.map(absolute),
+            web_dir.map(absolute),
+        ),
+        false => (
+            token_file,
+            token_dir,
+            unix_token_dir,
+            unix_target,
+            hosts_file,
+            web_dir,
+        ),
+    };
     let target_given = target.is_some() || unix_target.is_some();
     let wrap = crate::wrap::program(program, wrap_mode.as_deref(), target_given).map_err(usage)?;
     if cfg!(not(unix)) && wrap.is_some() {
@@ -682,6 +765,11 @@ fn server(mut args: Arguments, program: Option<Vec<OsString>>) -> Result<Command
         compat: None,
         wrap,
         auth,
+        ends,
+        handed,
+        daemon,
+        pid_file,
+        log_file,
     };
     Ok(Command::Server(Box::new(cfg), level))
 }

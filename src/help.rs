@@ -50,6 +50,17 @@ With no rule, the path cannot choose: the server is never an open proxy.
 
 Options:
   --listen ADDR          address to listen on [default: 127.0.0.1:4567]; [::1]:4567 for IPv6
+  --inetd                listen on the TCP socket that is fd 0, already listening (inetd's
+                         wait mode, systemd's StandardInput=socket with Accept=no). Without
+                         it, systemd socket activation (LISTEN_PID is wssh and LISTEN_FDS=1)
+                         makes wssh listen on fd 3; either way, no --listen
+  -D, --daemon           once listening, run in the background: detached from the terminal,
+                         in /, stdin, stdout and stderr (so the log too) to /dev/null; paths
+                         given here are made absolute first. A bind error still comes first
+  --pid-file FILE        write wssh's process id to FILE once listening (after -D detaches,
+                         before the launching command returns); removed at exit
+  --log-file FILE        once listening, write the log to FILE (appended), not to stderr;
+                         SIGHUP opens it anew (rotation), instead of stopping the server
   --target HOST:PORT     the fixed target [default: 127.0.0.1:22]
   --allow PATTERN        let /ssh/ paths reach these targets (repeatable): a host glob
                          (*.internal), an IP or CIDR range (10.0.0.0/8, [fd00::/8]), then
@@ -123,6 +134,11 @@ Options:
   --web-auth             with --web: pages need the credentials (and CN) of --auth-file,
                          --auth-basic and --client-cn too; without it pages are public and
                          only tunnels need them
+  --run-once             exit after the first tunnel ends
+  --timeout S            stop accepting S seconds after the start, then exit once the open
+                         connections have finished (a signal still cuts them)
+  --idle-timeout S       exit once no connection (tunnel, page or handshake) has been open
+                         for S seconds, counted from the start or the last one's end
   -v, -vv, -q            debug, trace, or errors only [default: info]
   -h, --help             this text
 
@@ -261,6 +277,12 @@ Options:
                          start PROGRAM and watch it: exit, ignore or respawn [--wrap-mode];
                          it must listen where --unix-target says, or on the free loopback
                          port wssh gives it as {port} and WSSH_TARGET_PORT (no LD_PRELOAD)
+  --run-once             exit after the first session ends [--run-once]
+  --timeout S            stop listening S s after the start; open sessions finish [--timeout]
+  --idle-timeout S       exit after S s with no connection open [--idle-timeout]
+  --inetd                fd 0 is a listening TCP socket; no source_port then [--inetd]
+  -D, --daemon           detach once listening; a bind error is still the exit status [-D]
+  --log-file FILE        the log to FILE once listening; SIGHUP reopens it [--log-file]
   --auth-plugin BasicHTTPAuth --auth-source USER:PASS
                          Basic auth for tunnels [--auth-basic; --auth-file keeps it out of ps]
   --auth-plugin ClientCertCNAuth --auth-source 'CN ...'
@@ -271,8 +293,7 @@ Options:
   --web-auth             pages need the credentials too [--web-auth]
   -h, --help             this text
 
-Not supported yet (a usage error, exit 2): -D/--daemon, --run-once, --timeout,
---idle-timeout, --inetd, --unix-listen, --unix-listen-mode, --log-file, --syslog,
+Not supported yet (a usage error, exit 2): --unix-listen, --unix-listen-mode, --syslog,
 --legacy-syslog.
 Refused: --traffic (writes to stdout), --libserver (turns plugins off), --ssl-target,
 --key-password (visible in ps), and token plugins that are Python classes or ask a network

@@ -17,6 +17,8 @@
 //!   and constant-time checks; the credentials file; `wssh hash-password`;
 //! - `bridge`: a local socket (TCP or Unix) to a tunnel, both directions, with the close rules,
 //!   and an optional observer of the bytes at the local socket;
+//! - `daemon`: `-D/--daemon` (detach after the bind) and `--pid-file`;
+//! - `logfile`: `--log-file`, stderr to a file, reopened on SIGHUP;
 //! - `listen`: the accept loop, signals and shutdown of the listening modes;
 //! - `proxy`: outgoing TCP (name lookup and connect within one deadline), direct or through an
 //!   HTTP proxy (CONNECT), and which proxy applies;
@@ -44,10 +46,12 @@ pub mod auth;
 pub mod bridge;
 pub mod cli;
 pub mod client;
+pub mod daemon;
 pub mod error;
 pub mod forward;
 pub mod help;
 pub mod listen;
+pub mod logfile;
 pub mod origin;
 pub mod policy;
 pub mod proxy;

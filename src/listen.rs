@@ -6,8 +6,11 @@
 //! capped in all and per client. A handler that answers other requests on the connection first
 //! (pages, with keep-alive) keeps it pending and gives each request a deadline of its own
 //! (`Hub::rearm`). Refusals are logged at a bounded rate. Ctrl-C/SIGTERM (or `stop`) stop the
-//! loop and cut the local sockets of open tunnels so each closes cleanly. It knows nothing of
-//! HTTP or WebSocket; the handlers report progress and ask for admission.
+//! loop and cut the local sockets of open tunnels so each closes cleanly. The loop can also end
+//! on its own (`Ends`: websockify's `--run-once`, `--timeout`, `--idle-timeout`); then open
+//! connections are left to finish, unless a signal comes. A listening socket handed over
+//! (`--inetd`, systemd's `LISTEN_FDS`) is adopted in place of one bound. It knows nothing of HTTP or
+//! WebSocket; the handlers report progress and ask for admission.
 
 use crate::bridge::Local;
 use crate::error::Error;
@@ -16,7 +19,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// Stack of each tunnel thread: enough for OpenSSL, small for 32-bit boxes with many tunnels.
@@ -40,6 +43,17 @@ pub struct Limits {
     pub handshake: Duration,
     /// Addresses the per-address pending cap does not apply to (trusted proxies).
     pub exempt: Vec<Rule>,
+}
+
+/// When the listener ends by itself, as websockify's options say; the default is never.
+#[derive(Debug, Clone, Default)]
+pub struct Ends {
+    /// `--run-once`: after the first tunnel ends.
+    pub run_once: bool,
+    /// `--timeout`: this long after the start, whatever is open.
+    pub timeout: Option<Duration>,
+    /// `--idle-timeout`: once no connection (tunnel or not) has been open for this long.
+    pub idle_timeout: Option<Duration>,
 }
 
 /// Why a connection was not admitted as a tunnel.
@@ -89,6 +103,15 @@ struct Counts {
 static STOPPING: AtomicBool = AtomicBool::new(false);
 /// Where to connect to wake the running accept loop, once it runs.
 static WAKE: Mutex<Option<SocketAddr>> = Mutex::new(None);
+/// Notified when a connection thread ends or stopping begins: what a listener that ended by
+/// itself waits on while its connections finish.
+static CHANGED: Condvar = Condvar::new();
+static CHANGES: Mutex<u64> = Mutex::new(0);
+
+fn changed() {
+    *lock(&CHANGES) += 1;
+    CHANGED.notify_all();
+}
 
 /// Stop the accept loop as a first SIGTERM does: no new tunnels, open ones closed, and `serve`
 /// returns after the drain. Asked before `serve` runs, `serve` returns as soon as it starts. For
@@ -103,11 +126,17 @@ fn begin_stop() -> bool {
         return false;
     }
     log::info!("stopping: no new tunnels, closing open ones");
+    changed();
+    wake();
+    true
+}
+
+/// Wake the accept loop, if it runs, by connecting to it.
+fn wake() {
     let wake = *lock(&WAKE);
     if let Some(addr) = wake {
         let _ = TcpStream::connect_timeout(&addr, Duration::from_millis(200));
     }
-    true
 }
 
 /// What the connection threads of one listener share.
@@ -120,6 +149,12 @@ pub struct Hub {
     /// Local sockets of open tunnels, cut on shutdown.
     open: Mutex<HashMap<u64, Local>>,
     log: RateLog,
+    ends: Ends,
+    /// When a connection thread last ended (or the loop started): `--idle-timeout` counts
+    /// from there while none is open.
+    last_end: Mutex<Instant>,
+    /// Why the loop is to end by itself, once that is decided (`--run-once`).
+    exit: Mutex<Option<String>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -145,9 +180,12 @@ fn decrement(map: &mut HashMap<IpAddr, usize>, key: IpAddr) {
 }
 
 impl Hub {
-    fn new(limits: Limits) -> Hub {
+    fn new(limits: Limits, ends: Ends) -> Hub {
         Hub {
             limits,
+            ends,
+            last_end: Mutex::new(Instant::now()),
+            exit: Mutex::new(None),
             next_id: AtomicU64::new(1),
             active: AtomicUsize::new(0),
             counts: Mutex::new(Counts::default()),
@@ -291,6 +329,38 @@ impl Hub {
         c.pending.values().map(|p| p.deadline).min()
     }
 
+    /// When the listener is to end by itself (for the loop's sleep), or why it ends now.
+    fn end_due(&self, start: Instant) -> (Option<Instant>, Option<String>) {
+        if let Some(why) = lock(&self.exit).clone() {
+            return (None, Some(why));
+        }
+        let now = Instant::now();
+        let mut due = None;
+        if let Some(t) = self.ends.timeout {
+            if now >= start + t {
+                return (
+                    None,
+                    Some(format!("listener exit due to --timeout {}", t.as_secs())),
+                );
+            }
+            due = Some(start + t);
+        }
+        if let Some(t) = self.ends.idle_timeout {
+            // Only this loop adds connections: none open now stays none until it accepts.
+            let idle_due = match self.active.load(Ordering::SeqCst) {
+                0 => *lock(&self.last_end) + t,
+                // Look again in `t`: the last one to end sets the time counted from.
+                _ => now + t,
+            };
+            if now >= idle_due {
+                let why = format!("listener exit due to --idle-timeout {}", t.as_secs());
+                return (None, Some(why));
+            }
+            due = due.into_iter().chain([idle_due]).min();
+        }
+        (due, None)
+    }
+
     /// A connection thread has ended: forget it.
     fn ended(&self, id: u64) {
         let mut c = lock(&self.counts);
@@ -323,6 +393,15 @@ impl Drop for Admitted<'_> {
         if let Some(k) = self.key {
             decrement(&mut c.tunnels_by_ip, k);
         }
+        drop(c);
+        if self.hub.ends.run_once {
+            let mut exit = lock(&self.hub.exit);
+            if exit.is_none() {
+                *exit = Some("exiting due to --run-once".into());
+                drop(exit);
+                wake();
+            }
+        }
     }
 }
 
@@ -344,7 +423,10 @@ struct Slot(Arc<Hub>, u64);
 impl Drop for Slot {
     fn drop(&mut self) {
         self.0.ended(self.1);
+        // Before the count drops: whoever sees no connection open sees when the last one ended.
+        *lock(&self.0.last_end) = Instant::now();
         self.0.active.fetch_sub(1, Ordering::SeqCst);
+        changed();
     }
 }
 
@@ -416,6 +498,99 @@ pub fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
     Ok(l)
 }
 
+/// A listening socket handed over by whoever started wssh, instead of one it binds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handed {
+    /// `--inetd`: fd 0 (inetd's `wait` mode, systemd's `StandardInput=socket` with `Accept=no`).
+    Inetd,
+    /// systemd socket activation (`LISTEN_FDS=1` for this process): fd 3.
+    Systemd,
+}
+
+impl Handed {
+    fn what(self) -> (i32, &'static str) {
+        match self {
+            Handed::Inetd => (0, "--inetd: fd 0"),
+            Handed::Systemd => (3, "socket activation (LISTEN_FDS): fd 3"),
+        }
+    }
+}
+
+/// Take over a handed listening socket. Only a listening TCP socket will do (one bound to a
+/// Unix path is refused, with its name); it is made close-on-exec, so a wrapped program does
+/// not inherit it.
+#[cfg(unix)]
+pub fn adopt(h: Handed) -> Result<TcpListener, Error> {
+    use std::os::unix::io::FromRawFd;
+    let (fd, what) = h.what();
+    let int_opt = |opt| {
+        let mut v: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: getsockopt writes at most `len` bytes into `v`; a bad fd is an error return.
+        let r = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                opt,
+                (&mut v as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        (r == 0).then_some(v)
+    };
+    let bad = |why: &str| Error::io(what, io::Error::other(why.to_string()));
+    match (int_opt(libc::SO_TYPE), int_opt(libc::SO_ACCEPTCONN)) {
+        (None, _) => return Err(bad("not a socket")),
+        (Some(t), _) if t != libc::SOCK_STREAM => return Err(bad("not a stream socket")),
+        (_, Some(0)) => {
+            return Err(bad(
+                "not a listening socket (use inetd's wait mode, systemd's Accept=no)",
+            ))
+        }
+        _ => {}
+    }
+    // fd 0 is stdin too (and -D points it at /dev/null): the socket moves to a higher fd,
+    // close-on-exec, and fd 0 becomes /dev/null.
+    let fd = match h {
+        Handed::Inetd => {
+            // SAFETY: fcntl, open and dup2 on fds of this process.
+            unsafe {
+                let moved = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3);
+                if moved < 0 {
+                    return Err(Error::io(what, io::Error::last_os_error()));
+                }
+                let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
+                if null >= 0 {
+                    libc::dup2(null, 0);
+                    libc::close(null);
+                }
+                moved
+            }
+        }
+        Handed::Systemd => fd,
+    };
+    // SAFETY: the fd is an open listening stream socket, handed to this process to own.
+    let l = unsafe { TcpListener::from_raw_fd(fd) };
+    match l.local_addr() {
+        Ok(SocketAddr::V4(_) | SocketAddr::V6(_)) => {}
+        Err(_) => {
+            // Not ours to close: it is not a TCP socket (a Unix one, most likely).
+            std::mem::forget(l);
+            return Err(bad("not a TCP socket"));
+        }
+    }
+    // SAFETY: fcntl on an fd we own now.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    log::debug!("using the listening socket handed over ({what})");
+    Ok(l)
+}
+
+#[cfg(not(unix))]
+pub fn adopt(h: Handed) -> Result<TcpListener, Error> {
+    let (_, what) = h.what();
+    Err(Error::Usage(format!("{what}: not on this system")))
+}
+
 /// Accept until a signal; run `handle` on its own thread for each connection. The handler must
 /// call `Hub::admit` before its connection becomes a tunnel: until then it is pending, and the
 /// listener cuts it at its deadline or to make room.
@@ -423,12 +598,27 @@ pub fn serve<F>(listener: TcpListener, limits: Limits, handle: F) -> Result<(), 
 where
     F: Fn(&Hub, u64, TcpStream) + Send + Sync + 'static,
 {
+    serve_until(listener, limits, Ends::default(), handle)
+}
+
+/// `serve`, and also end as `ends` says: then no new connection is accepted, the ones open
+/// are left to finish (a signal still cuts them), and it returns once they have.
+pub fn serve_until<F>(
+    listener: TcpListener,
+    limits: Limits,
+    ends: Ends,
+    handle: F,
+) -> Result<(), Error>
+where
+    F: Fn(&Hub, u64, TcpStream) + Send + Sync + 'static,
+{
+    let start = Instant::now();
     let local = listener.local_addr().map_err(|e| Error::io("listen", e))?;
     check_open_files(&limits);
     listener
         .set_nonblocking(true)
         .map_err(|e| Error::io("listen", e))?;
-    let hub = Arc::new(Hub::new(limits));
+    let hub = Arc::new(Hub::new(limits, ends));
     ctrlc::set_handler(|| {
         if !begin_stop() {
             log::warn!("second signal: exiting now");
@@ -436,16 +626,26 @@ where
         }
     })
     .map_err(|e| Error::io("install signal handler", io::Error::other(e.to_string())))?;
+    crate::logfile::reopen_on_sighup();
     // Set before the loop looks at the flag: a `stop` either sees this or is seen by the loop.
     *lock(&WAKE) = Some(wake_addr(local));
     log::info!("listening on {local}");
 
     let handle = Arc::new(handle);
     let mut next_due = None;
+    let mut ended = None;
     'accept: while !hub.stopping() {
-        // Sleep until a connection comes, a pending deadline falls due, or a count is to be
-        // logged: an idle listener does not wake.
-        let due = [next_due, hub.log.due()].into_iter().flatten().min();
+        // Sleep until a connection comes, a pending deadline falls due, a count is to be
+        // logged or the listener is to end: an idle listener does not wake.
+        let (end_due, why) = hub.end_due(start);
+        if let Some(why) = why {
+            ended = Some(why);
+            break;
+        }
+        let due = [next_due, hub.log.due(), end_due]
+            .into_iter()
+            .flatten()
+            .min();
         let timeout = due.map(|d: Instant| d.saturating_duration_since(Instant::now()));
         if let Err(e) = crate::pump::wait_readable(&listener, timeout) {
             log::warn!("wait for connections: {e}");
@@ -453,6 +653,10 @@ where
         }
         next_due = hub.reap();
         hub.log.flush();
+        if let (_, Some(why)) = hub.end_due(start) {
+            ended = Some(why);
+            break;
+        }
         loop {
             let (sock, peer) = match listener.accept() {
                 Ok(c) => c,
@@ -492,6 +696,26 @@ where
     }
     // Stop accepting for real: newcomers are refused now, not queued until exit.
     drop(listener);
+    if let Some(why) = ended {
+        log::info!("{why}");
+        // Let the open connections finish, as websockify's forked ones do; a signal cuts them.
+        // Pending ones still meet their deadlines.
+        let mut n = lock(&CHANGES);
+        while hub.active.load(Ordering::SeqCst) > 0 && !hub.stopping() {
+            let due = hub
+                .reap()
+                .map(|d| d.saturating_duration_since(Instant::now()));
+            n = match due {
+                Some(d) => {
+                    CHANGED
+                        .wait_timeout(n, d)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0
+                }
+                None => CHANGED.wait(n).unwrap_or_else(|p| p.into_inner()),
+            };
+        }
+    }
     for s in lock(&hub.open).values() {
         let _ = s.shutdown(Shutdown::Both);
     }

@@ -44,10 +44,18 @@ struct HostsCache {
     map: HashMap<String, Target>,
 }
 
-/// Serve until SIGTERM or Ctrl-C, or the wrapped program's end under `--wrap-mode exit`.
+/// Serve until SIGTERM or Ctrl-C, the wrapped program's end under `--wrap-mode exit`, or
+/// `--run-once`, `--timeout`, `--idle-timeout`.
 /// Returns wssh's exit code: 0, or that program's status.
 pub fn run(mut cfg: ServerConfig) -> Result<i32, Error> {
-    let listener = listen::bind(cfg.listen)?;
+    let listener = match cfg.handed {
+        Some(h) => listen::adopt(h)?,
+        None => listen::bind(cfg.listen)?,
+    };
+    // After the bind, so that a port in use is still said where the launcher sees it.
+    if let Some(file) = &cfg.log_file {
+        crate::logfile::redirect(file)?;
+    }
     if let Some(compat) = &cfg.compat {
         // websockify's banner: launchers wait for `proxying from :PORT` (the real port, if 0).
         let local = listener.local_addr().map_err(|e| Error::io("listen", e))?;
@@ -63,6 +71,12 @@ pub fn run(mut cfg: ServerConfig) -> Result<i32, Error> {
             );
         }
     }
+    // After the bind (its error is the launcher's) and the banner, before any thread.
+    let _pid_file = match (cfg.daemon, &cfg.pid_file) {
+        (true, p) => Some(crate::daemon::detach(p.as_deref(), cfg.log_file.is_some())?),
+        (false, Some(p)) => Some(crate::daemon::write_pid(p)?),
+        (false, None) => None,
+    };
     let program = cfg.wrap.take();
     let program = program
         .map(|p| crate::wrap::start(p, &mut cfg.policy.fixed))
@@ -95,7 +109,8 @@ pub fn run(mut cfg: ServerConfig) -> Result<i32, Error> {
         hosts: Mutex::new(HostsCache::default()),
         own,
     });
-    listen::serve(listener, limits, move |hub, id, sock| {
+    let ends = state.cfg.ends.clone();
+    listen::serve_until(listener, limits, ends, move |hub, id, sock| {
         connection(&state, hub, id, sock)
     })?;
     Ok(program.map_or(0, crate::wrap::Running::finish))

@@ -48,6 +48,10 @@ pub struct Compat {
     pub origin_unchecked: bool,
     /// `--record FILE`, for the banner.
     pub record: Option<String>,
+    /// `--inetd`: the listening socket is fd 0, for the banner.
+    pub inetd: bool,
+    /// `-D/--daemon`, for the banner.
+    pub daemon: bool,
 }
 
 /// How an option takes its value.
@@ -109,17 +113,8 @@ const SSL_VERSIONS: &[&str] = &["default", "tlsv1_1", "tlsv1_2", "tlsv1_3"];
 
 /// Options that a later release brings: a usage error until then, with a hint where one helps.
 const LATER: &[(&str, &str)] = &[
-    (
-        "--daemon",
-        "; run it in the foreground (systemd, supervisord)",
-    ),
-    ("--run-once", ""),
-    ("--timeout", ""),
-    ("--idle-timeout", ""),
-    ("--inetd", ""),
     ("--unix-listen", ""),
     ("--unix-listen-mode", ""),
-    ("--log-file", "; logs go to stderr"),
     ("--syslog", "; logs go to stderr"),
     ("--legacy-syslog", "; logs go to stderr"),
 ];
@@ -316,10 +311,6 @@ fn dependencies(g: &Given) -> Result<(), String> {
 /// The first option given that wssh does not do (yet), in the order given.
 fn unsupported(g: &Given) -> Result<(), String> {
     for &name in &g.order {
-        // websockify's default values of these mean "off": saying so is harmless.
-        if matches!(name, "--timeout" | "--idle-timeout") && g.int(name) == 0 {
-            continue;
-        }
         if let Some((_, hint)) = LATER.iter().find(|(n, _)| *n == name) {
             return Err(format!("{}: not supported yet{hint}", shown(name)));
         }
@@ -327,8 +318,10 @@ fn unsupported(g: &Given) -> Result<(), String> {
             return Err(format!("{name}: not supported: {why}"));
         }
     }
-    if g.int("--heartbeat") < 0 {
-        return Err("--heartbeat: give a number of seconds, 0 or more".into());
+    for name in ["--heartbeat", "--timeout", "--idle-timeout"] {
+        if g.int(name) < 0 {
+            return Err(format!("{name}: give a number of seconds, 0 or more"));
+        }
     }
     Ok(())
 }
@@ -472,18 +465,24 @@ pub fn translate(raw: Vec<OsString>, self_pem: bool) -> Result<Websockify, Strin
     };
 
     let mut positionals = positionals.into_iter();
-    let listen = positionals.next().ok_or("too few arguments")?;
-    let (listen_host, port) = match split(&listen) {
-        Some((h, p)) => (h.to_string(), p),
-        None => (String::new(), listen.as_str()),
+    // --inetd: fd 0 is the listening socket, and there is no listen argument.
+    let (listen_host, mut native) = if g.has("--inetd") {
+        (String::new(), vec!["--inetd".to_string()])
+    } else {
+        let listen = positionals.next().ok_or("too few arguments")?;
+        let (listen_host, port) = match split(&listen) {
+            Some((h, p)) => (h.to_string(), p),
+            None => (String::new(), listen.as_str()),
+        };
+        let port: u16 = port.parse().map_err(|_| "error parsing listen port")?;
+        let bind_host = match (listen_host.as_str(), g.has("--prefer-ipv6")) {
+            ("", false) => "0.0.0.0",
+            ("", true) => "::",
+            (h, _) => h,
+        };
+        let native = vec!["--listen".to_string(), join(bind_host, port)];
+        (listen_host, native)
     };
-    let port: u16 = port.parse().map_err(|_| "error parsing listen port")?;
-    let bind_host = match (listen_host.as_str(), g.has("--prefer-ipv6")) {
-        ("", false) => "0.0.0.0",
-        ("", true) => "::",
-        (h, _) => h,
-    };
-    let mut native = vec!["--listen".to_string(), join(bind_host, port)];
 
     let unix_target = g.get("--unix-target");
     let to = match (&tokens, unix_target) {
@@ -558,6 +557,21 @@ pub fn translate(raw: Vec<OsString>, self_pem: bool) -> Result<Websockify, Strin
     if let Some(file) = g.get("--record") {
         native.extend(["--record".into(), file.into()]);
     }
+    if g.has("--daemon") {
+        native.push("--daemon".into());
+    }
+    if let Some(file) = g.get("--log-file") {
+        native.extend(["--log-file".into(), file.into()]);
+    }
+    if g.has("--run-once") {
+        native.push("--run-once".into());
+    }
+    // 0, websockify's default, means off.
+    for name in ["--timeout", "--idle-timeout"] {
+        if g.int(name) > 0 {
+            native.extend([name.into(), g.int(name).to_string()]);
+        }
+    }
     // --wrap-mode without a program changes nothing in websockify: dropped likewise.
     if let (Some(mode), Some(_)) = (g.get("--wrap-mode"), &program) {
         native.extend(["--wrap-mode".into(), mode.into()]);
@@ -570,6 +584,8 @@ pub fn translate(raw: Vec<OsString>, self_pem: bool) -> Result<Websockify, Strin
             to,
             origin_unchecked,
             record: g.get("--record").map(String::from),
+            inetd: g.has("--inetd"),
+            daemon: g.has("--daemon"),
         },
         program,
     })
@@ -581,7 +597,10 @@ pub fn banner(c: &Compat, port: u16, tls: bool, tls_only: bool) -> Vec<String> {
     let from = format!("{}:{port}", c.listen_host);
     let mut lines = vec![
         "WebSocket server settings:".to_string(),
-        format!("  - Listen on {from}"),
+        match c.inetd {
+            true => "  - Listen for inetd connections".to_string(),
+            false => format!("  - Listen on {from}"),
+        },
     ];
     if let Some(web) = &c.web {
         // websockify prints the absolute path; wssh never lists directories.
@@ -598,6 +617,9 @@ pub fn banner(c: &Compat, port: u16, tls: bool, tls_only: bool) -> Vec<String> {
             "  - Deny non-SSL/TLS connections".into(),
         ]),
         (false, _) => lines.push("  - No SSL/TLS support (no cert file)".into()),
+    }
+    if c.daemon {
+        lines.push("  - Backgrounding (daemon)".into());
     }
     if let Some(file) = &c.record {
         let abs = std::path::absolute(file).unwrap_or_else(|_| Path::new(file).to_path_buf());
@@ -818,22 +840,24 @@ mod tests {
             &["--record", "/tmp/s"],
             &format!("{base} {ANY} --record /tmp/s"),
         );
-        err(
-            &["-D"],
-            "-D/--daemon: not supported yet; run it in the foreground (systemd, supervisord)",
-        );
-        err(
-            &["--daemon"],
-            "-D/--daemon: not supported yet; run it in the foreground (systemd, supervisord)",
-        );
-        err(&["--run-once"], "--run-once: not supported yet");
-        err(&["--timeout=120"], "--timeout: not supported yet");
+        ok(&["-D"], &format!("{base} {ANY} --daemon"));
+        ok(&["--daemon"], &format!("{base} {ANY} --daemon"));
+        ok(&["--run-once"], &format!("{base} {ANY} --run-once"));
+        ok(&["--timeout=120"], &format!("{base} {ANY} --timeout 120"));
         ok(&["--timeout=0"], &format!("{base} {ANY}"));
         err(
+            &["--timeout=-1"],
+            "--timeout: give a number of seconds, 0 or more",
+        );
+        ok(
             &["--idle-timeout", "120"],
-            "--idle-timeout: not supported yet",
+            &format!("{base} {ANY} --idle-timeout 120"),
         );
         ok(&["--idle-timeout=0"], &format!("{base} {ANY}"));
+        ok(
+            &["--idle-timeout=5", "--run-once", "--timeout=9"],
+            &format!("{base} {ANY} --run-once --timeout 9 --idle-timeout 5"),
+        );
         // The cert file may hold the key; self.pem is the default when it exists.
         ok(
             &["--cert=c.pem"],
@@ -910,7 +934,16 @@ mod tests {
             &["--unix-target=/run/vnc.sock", "6080", "h:1"],
             Err("too many arguments"),
         );
-        err(&["--inetd"], "--inetd: not supported yet");
+        // --inetd: no listen argument; the first positional is the target.
+        check(
+            &["--inetd", "h:1"],
+            Ok(&format!("--inetd --target h:1 {ANY}")),
+        );
+        check(
+            &["--inetd", "--unix-target=/run/vnc.sock"],
+            Ok(&format!("--inetd --unix-target /run/vnc.sock {ANY}")),
+        );
+        check(&["--inetd", "6080", "h:1"], Err("error parsing target"));
         ok(
             &["--web=/usr/share/novnc"],
             &format!("{base} --web /usr/share/novnc {ANY}"),
@@ -1081,9 +1114,9 @@ mod tests {
         );
         ok(&["--heartbeat=30"], &format!("{base} {ANY} --ping 30"));
         ok(&["--heartbeat=0"], &format!("{base} {ANY} --ping 0"));
-        err(
+        ok(
             &["--log-file=/var/log/ws"],
-            "--log-file: not supported yet; logs go to stderr",
+            &format!("{base} {ANY} --log-file /var/log/ws"),
         );
         err(
             &["--syslog=/dev/log"],
@@ -1133,7 +1166,10 @@ mod tests {
                 "5910",
                 "host:5900",
             ],
-            Err("-D/--daemon: not supported yet; run it in the foreground (systemd, supervisord)"),
+            Ok(
+                "--listen 0.0.0.0:5910 --target host:5900 --origin * --daemon --timeout 120 \
+                --idle-timeout 120",
+            ),
         );
     }
 
@@ -1145,6 +1181,8 @@ mod tests {
             to: to.into(),
             origin_unchecked: true,
             record: None,
+            inetd: false,
+            daemon: false,
         };
         assert_eq!(
             banner(
@@ -1174,6 +1212,20 @@ mod tests {
                 "  - SSL/TLS support",
                 "  - Deny non-SSL/TLS connections",
                 "  - proxying from :::443 to targets generated by TokenFile",
+            ]
+        );
+        let inetd = Compat {
+            inetd: true,
+            daemon: true,
+            ..c("", None, "/run/vnc.sock")
+        };
+        assert_eq!(
+            banner(&inetd, 6080, false, false)[1..],
+            [
+                "  - Listen for inetd connections",
+                "  - No SSL/TLS support (no cert file)",
+                "  - Backgrounding (daemon)",
+                "  - proxying from :6080 to /run/vnc.sock",
             ]
         );
         // The compat part of a translation feeds the banner.

@@ -2,8 +2,12 @@
 
 mod auth;
 mod browser;
+mod daemon;
+mod ends;
+mod handed;
 mod interop;
 mod limits;
+mod logfile;
 mod pitfalls;
 mod reach;
 mod record;
@@ -14,6 +18,7 @@ mod targets;
 mod tls;
 mod tokens;
 mod tunnel;
+mod units;
 mod web;
 mod websockify;
 mod wrap;

@@ -180,11 +180,28 @@ fn origins_are_unchecked_unless_expect_origin_lists_them() {
 }
 
 #[test]
+fn idle_timeout_ends_it_with_websockifys_line() {
+    let (_dir, link) = linked();
+    let args = [
+        "--idle-timeout=1",
+        "--timeout=0",
+        "127.0.0.1:0",
+        "127.0.0.1:9",
+    ];
+    let (code, err) = outcome(Command::new(&link).args(args));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("listener exit due to --idle-timeout 1"),
+        "{err}"
+    );
+}
+
+#[test]
 fn options_not_supported_are_usage_errors_naming_them() {
     let (_dir, link) = linked();
     for (args, line) in [
-        (&["--run-once", "6080", "h:1"][..], "error: --run-once: not supported yet"),
-        (&["6080", "h:1", "-D"], "error: -D/--daemon: not supported yet; run it in the foreground (systemd, supervisord)"),
+        (&["--unix-listen=/s", "6080", "h:1"][..], "error: --unix-listen: not supported yet"),
+        (&["6080", "h:1", "--syslog=/dev/log"], "error: --syslog: not supported yet; logs go to stderr"),
         (&["6080", "h:1", "--", "vncserver"], "error: too many arguments"),
         (&["--key-password", "hunter2", "6080", "h:1"], "error: --key-password: not supported: a password among the arguments is visible to every user (ps); store the key decrypted: openssl pkey -in KEY -out PLAIN"),
         (&["--token-plugin=TokenRedis", "--token-source=r:6379:0:hunter2", "6080"], "error: --token-plugin TokenRedis: not supported (it asks a network service or decodes JWTs); supported token plugins: TokenFile, ReadOnlyTokenFile, TokenFileName, UnixDomainSocketDirectory"),
