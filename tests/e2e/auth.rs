@@ -385,25 +385,9 @@ fn hash_password_makes_lines_that_check_and_says_what_it_needs() {
         ),
         (vec![], "pw\n", "hash-password needs a USER"),
     ] {
-        let mut child = Command::new(BIN)
-            .arg("hash-password")
-            .args(&args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // It may have stopped before reading stdin (a bad USER): a broken pipe is fine.
-        let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
-        let (out, err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
-        let err = std::thread::spawn(move || read_all_bounded(err));
-        let out = read_all_bounded(out);
-        let mut p = Proc {
-            child,
-            stderr: Default::default(),
-        };
-        let status = p.wait_for(PATIENCE).expect("hash-password hung");
-        let err = String::from_utf8_lossy(&err.join().unwrap()).into_owned();
+        let mut cmd = Command::new(BIN);
+        cmd.arg("hash-password").args(&args);
+        let (status, out, err) = outcome(&mut cmd, Some(input.as_bytes()));
         assert_eq!(status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains(want), "{args:?}: {err}");
         assert!(out.is_empty());

@@ -303,14 +303,23 @@ pub fn checksum(b: &[u8]) -> u64 {
     h
 }
 
-/// Run a command, bounded: whether it succeeded, its stdout and its stderr.
-pub fn try_run(cmd: &mut Command) -> (bool, String, String) {
+/// Run a command to its end, bounded, with `input` on its stdin (none: /dev/null): its exit
+/// status, stdout and stderr. A command that exits before reading its input is fine.
+pub fn outcome(cmd: &mut Command, input: Option<&[u8]>) -> (ExitStatus, String, String) {
+    let stdin = if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    };
     let mut child = cmd
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    if let (Some(input), Some(mut pipe)) = (input, child.stdin.take()) {
+        let _ = pipe.write_all(input);
+    }
     let (out, err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
     let err = std::thread::spawn(move || read_all_bounded(err));
     let out = read_all_bounded(out);
@@ -321,7 +330,13 @@ pub fn try_run(cmd: &mut Command) -> (bool, String, String) {
     let status = p.wait_for(PATIENCE * 3).expect("command hung");
     let err = err.join().unwrap();
     let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
-    (status.success(), text(out), text(err))
+    (status, text(out), text(err))
+}
+
+/// Run a command, bounded: whether it succeeded, its stdout and its stderr.
+pub fn try_run(cmd: &mut Command) -> (bool, String, String) {
+    let (status, out, err) = outcome(cmd, None);
+    (status.success(), out, err)
 }
 
 /// Run a command, bounded; panic with its stderr on failure.

@@ -42,19 +42,8 @@ fn banner(log: &str) -> Vec<String> {
 
 /// Run to the end (bounded): exit code and stderr.
 fn outcome(cmd: &mut Command) -> (Option<i32>, String) {
-    let mut child = cmd
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let err = read_all_bounded(child.stderr.take().unwrap());
-    let mut p = Proc {
-        child,
-        stderr: Default::default(),
-    };
-    let status = p.wait_for(PATIENCE).expect("it should have exited");
-    (status.code(), String::from_utf8_lossy(&err).into_owned())
+    let (status, _, err) = crate::support::outcome(cmd, None);
+    (status.code(), err)
 }
 
 /// Echo 64 KiB through `wssh client URL`.
