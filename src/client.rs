@@ -63,7 +63,7 @@ pub fn open_tunnel(url: &WsUrl, d: &Dialer) -> Result<Shared, Error> {
     let ws = ws::client_handshake(stream, &with_password, &d.headers)
         .map_err(|e| client_cert_refused(e, url))?;
     log::info!("connected to {}", url.authority());
-    Shared::new(ws, d.ping).map_err(setup)
+    Shared::new(ws, d.ping, crate::pump::Encoding::Binary).map_err(setup)
 }
 
 /// A TLS 1.3 server refuses a client certificate (or its absence) after the client's side of

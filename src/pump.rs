@@ -161,8 +161,13 @@ pub struct Progress {
 }
 
 impl Shared {
-    /// Take over a WebSocket; its socket is switched to non-blocking here.
-    pub fn new(ws: WebSocket<Stream>, ping: Option<Duration>) -> io::Result<Shared> {
+    /// Take over a WebSocket, whose bytes travel as `encoding` says; its socket is switched to
+    /// non-blocking here.
+    pub fn new(
+        ws: WebSocket<Stream>,
+        ping: Option<Duration>,
+        encoding: Encoding,
+    ) -> io::Result<Shared> {
         let tcp = ws.get_ref().tcp();
         tcp.set_read_timeout(None)?;
         tcp.set_write_timeout(None)?;
@@ -174,13 +179,8 @@ impl Shared {
             ping,
             activity: AtomicU64::new(0),
             control: Mutex::new((CONTROL_BURST, Instant::now())),
-            encoding: Encoding::Binary,
+            encoding,
         })
-    }
-
-    /// Carry the tunnel's bytes this way (binary unless said otherwise).
-    pub fn with_encoding(self, encoding: Encoding) -> Shared {
-        Shared { encoding, ..self }
     }
 
     /// Largest local read that goes out as one message.

@@ -295,9 +295,7 @@ fn handshake(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Optio
     };
     ws::accept(&mut stream, &accept_key, proto).map_err(|e| Error::io("answer", e))?;
     let websocket = crate::pump::websocket(stream, rest, Role::Server);
-    let tunnel = Shared::new(websocket, cfg.ping)
-        .map_err(setup)?
-        .with_encoding(proto.encoding());
+    let tunnel = Shared::new(websocket, cfg.ping, proto.encoding()).map_err(setup)?;
 
     let target_name = way.to_string();
     let dialled = dial(&way, &addrs, deadline).and_then(|local| {
