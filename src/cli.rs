@@ -123,6 +123,10 @@ pub struct ServerConfig {
     pub pid_file: Option<PathBuf>,
     /// `--log-file`: absolute; stderr goes there once bound, reopened on SIGHUP.
     pub log_file: Option<PathBuf>,
+    /// `--unix-listen PATH` and its `--unix-listen-mode`: listen there, not on `listen`.
+    pub unix_listen: Option<(PathBuf, u32)>,
+    /// `--syslog SERVER`: log lines there too.
+    pub syslog: Option<crate::syslog::Syslog>,
 }
 
 fn usage(msg: impl std::fmt::Display) -> Error {
@@ -146,6 +150,23 @@ fn seconds(args: &mut Arguments, name: &'static str, default: u64) -> Result<Dur
     match s.unwrap_or(default) {
         0 => Err(usage(format!("{name} must be at least 1"))),
         s => Ok(Duration::from_secs(s)),
+    }
+}
+
+/// `--unix-listen-mode`: octal permission bits, as chmod takes them (`0600`, `660`).
+fn socket_mode(m: &str) -> Result<u32, Error> {
+    let bad = || {
+        usage(format!(
+            "--unix-listen-mode {m}: give octal permission bits such as 0600 or 0660"
+        ))
+    };
+    let digits = m.strip_prefix("0o").unwrap_or(m);
+    if digits.is_empty() || !digits.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+        return Err(bad());
+    }
+    match u32::from_str_radix(digits, 8) {
+        Ok(mode) if mode <= 0o777 => Ok(mode),
+        _ => Err(bad()),
     }
 }
 
@@ -257,6 +278,9 @@ fn websockify(raw: Vec<OsString>) -> Result<Command, Error> {
         } => match server(Arguments::from_vec(native), program)? {
             Command::Server(mut cfg, level) => {
                 cfg.compat = Some(compat);
+                if let Some(s) = &mut cfg.syslog {
+                    s.app = "websockify";
+                }
                 Ok(Command::Server(cfg, level))
             }
             other => Ok(other),
@@ -551,6 +575,12 @@ fn server(mut args: Arguments, program: Option<Vec<OsString>>) -> Result<Command
     let web_auth = args.contains("--web-auth");
     let verify_client = args.contains("--verify-client");
     let listen: Option<String> = args.opt_value_from_str("--listen").map_err(usage)?;
+    let unix_listen: Option<PathBuf> = args.opt_value_from_str("--unix-listen").map_err(usage)?;
+    let unix_mode: Option<String> = args
+        .opt_value_from_str("--unix-listen-mode")
+        .map_err(usage)?;
+    let syslog: Option<String> = args.opt_value_from_str("--syslog").map_err(usage)?;
+    let legacy_syslog = args.contains("--legacy-syslog");
     let target: Option<String> = args.opt_value_from_str("--target").map_err(usage)?;
     let wrap_mode: Option<String> = args.opt_value_from_str("--wrap-mode").map_err(usage)?;
     let allow: Vec<String> = args.values_from_str("--allow").map_err(usage)?;
@@ -610,16 +640,33 @@ fn server(mut args: Arguments, program: Option<Vec<OsString>>) -> Result<Command
         (false, true) => Some(crate::listen::Handed::Systemd),
         (false, false) => None,
     };
-    if handed.is_some() && listen.is_some() {
+    let places = [listen.is_some(), unix_listen.is_some(), handed.is_some()];
+    if places.iter().filter(|p| **p).count() > 1 {
         return Err(usage(
-            "--listen and a socket handed over (--inetd, LISTEN_FDS): give one",
+            "--listen, --unix-listen and a socket handed over (--inetd, LISTEN_FDS): give one",
         ));
     }
+    let unix_mode = match (&unix_listen, unix_mode) {
+        (None, Some(_)) => return Err(usage("--unix-listen-mode goes with --unix-listen")),
+        (_, m) => socket_mode(m.as_deref().unwrap_or("0600"))?,
+    };
+    if cfg!(not(unix)) && unix_listen.is_some() {
+        return Err(usage("--unix-listen: no Unix sockets on this system"));
+    }
+    let syslog = match (syslog, legacy_syslog) {
+        (None, true) => return Err(usage("--legacy-syslog goes with --syslog")),
+        (None, false) => None,
+        (Some(to), legacy) => Some(
+            crate::syslog::Syslog::new(&to, legacy, daemon)
+                .map_err(|e| usage(format!("--syslog {e}")))?,
+        ),
+    };
     let listen = listen.unwrap_or("127.0.0.1:4567".into());
     let listen = socket_addr("--listen", &listen)?;
     // A daemon works from /: what the command line names relative to here must stay put.
     let pid_file = pid_file.map(absolute);
     let log_file = log_file.map(absolute);
+    let unix_listen = unix_listen.map(|p| (absolute(p), unix_mode));
     let (token_file, token_dir, unix_token_dir, unix_target, hosts_file, web_dir) = match daemon {
         true => (
             token_file.map(absolute),
@@ -770,6 +817,8 @@ fn server(mut args: Arguments, program: Option<Vec<OsString>>) -> Result<Command
         daemon,
         pid_file,
         log_file,
+        unix_listen,
+        syslog,
     };
     Ok(Command::Server(Box::new(cfg), level))
 }

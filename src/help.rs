@@ -50,10 +50,14 @@ With no rule, the path cannot choose: the server is never an open proxy.
 
 Options:
   --listen ADDR          address to listen on [default: 127.0.0.1:4567]; [::1]:4567 for IPv6
-  --inetd                listen on the TCP socket that is fd 0, already listening (inetd's
-                         wait mode, systemd's StandardInput=socket with Accept=no). Without
-                         it, systemd socket activation (LISTEN_PID is wssh and LISTEN_FDS=1)
-                         makes wssh listen on fd 3; either way, no --listen
+  --unix-listen PATH     listen on a Unix socket at PATH instead (a stale socket left there
+                         is replaced; removed at exit). Its clients have no address: the
+                         per-address caps and --trusted-proxy do not apply to them
+  --unix-listen-mode M   its permissions, in octal [default: 0600]
+  --inetd                listen on the socket that is fd 0 (TCP or Unix), already listening
+                         (inetd's wait mode, systemd's StandardInput=socket with Accept=no).
+                         Without it, systemd socket activation (LISTEN_PID is wssh and
+                         LISTEN_FDS=1) makes wssh listen on fd 3; either way, no --listen
   -D, --daemon           once listening, run in the background: detached from the terminal,
                          in /, stdin, stdout and stderr (so the log too) to /dev/null; paths
                          given here are made absolute first. A bind error still comes first
@@ -61,6 +65,10 @@ Options:
                          before the launching command returns); removed at exit
   --log-file FILE        once listening, write the log to FILE (appended), not to stderr;
                          SIGHUP opens it anew (rotation), instead of stopping the server
+  --syslog SERVER        send the log to syslog too: a local socket (/dev/log) or UDP
+                         HOST:PORT, RFC 5424 lines as websockify's (facility user, daemon
+                         with -D)
+  --legacy-syslog        with --syslog: the older <PRI>wssh[PID]: lines (RFC 3164 style)
   --target HOST:PORT     the fixed target [default: 127.0.0.1:22]
   --allow PATTERN        let /ssh/ paths reach these targets (repeatable): a host glob
                          (*.internal), an IP or CIDR range (10.0.0.0/8, [fd00::/8]), then
@@ -243,6 +251,7 @@ Usage:
   websockify [options] [source_addr:]source_port target_addr:target_port
   websockify [options] --token-plugin=CLASS [source_addr:]source_port
   websockify [options] --unix-target=FILE [source_addr:]source_port
+  websockify [options] --unix-listen=FILE target_addr:target_port
 
 source_addr defaults to 0.0.0.0 ([::] with -6). Options may come before or after the
 ports; --opt=value and --opt value both work. Any web page may connect unless ExpectOrigin
@@ -280,9 +289,13 @@ Options:
   --run-once             exit after the first session ends [--run-once]
   --timeout S            stop listening S s after the start; open sessions finish [--timeout]
   --idle-timeout S       exit after S s with no connection open [--idle-timeout]
-  --inetd                fd 0 is a listening TCP socket; no source_port then [--inetd]
+  --inetd                fd 0 is a listening socket; no source_port then [--inetd]
+  --unix-listen FILE     listen on a Unix socket; no source_port then [--unix-listen]
+  --unix-listen-mode M   its permissions, octal [--unix-listen-mode; default: 0600]
   -D, --daemon           detach once listening; a bind error is still the exit status [-D]
   --log-file FILE        the log to FILE once listening; SIGHUP reopens it [--log-file]
+  --syslog SERVER        the log to syslog too: /dev/log or UDP HOST:PORT [--syslog]
+  --legacy-syslog        RFC 3164 style lines, not RFC 5424 [--legacy-syslog]
   --auth-plugin BasicHTTPAuth --auth-source USER:PASS
                          Basic auth for tunnels [--auth-basic; --auth-file keeps it out of ps]
   --auth-plugin ClientCertCNAuth --auth-source 'CN ...'
@@ -293,8 +306,6 @@ Options:
   --web-auth             pages need the credentials too [--web-auth]
   -h, --help             this text
 
-Not supported yet (a usage error, exit 2): --unix-listen, --unix-listen-mode, --syslog,
---legacy-syslog.
 Refused: --traffic (writes to stdout), --libserver (turns plugins off), --ssl-target,
 --key-password (visible in ps), and token plugins that are Python classes or ask a network
 service (BaseTokenAPI, JSONTokenApi, JWTTokenApi, TokenRedis, dotted names).

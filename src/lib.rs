@@ -19,6 +19,7 @@
 //!   and an optional observer of the bytes at the local socket;
 //! - `daemon`: `-D/--daemon` (detach after the bind) and `--pid-file`;
 //! - `logfile`: `--log-file`, stderr to a file, reopened on SIGHUP;
+//! - `syslog`: `--syslog`, log lines also to a syslog daemon, in websockify's format;
 //! - `listen`: the accept loop, signals and shutdown of the listening modes;
 //! - `proxy`: outgoing TCP (name lookup and connect within one deadline), direct or through an
 //!   HTTP proxy (CONNECT), and which proxy applies;
@@ -59,6 +60,7 @@ pub mod pump;
 pub mod record;
 pub mod redact;
 pub mod server;
+pub mod syslog;
 pub mod tls;
 pub mod tokens;
 pub mod url;

@@ -9,8 +9,9 @@
 //! loop and cut the local sockets of open tunnels so each closes cleanly. The loop can also end
 //! on its own (`Ends`: websockify's `--run-once`, `--timeout`, `--idle-timeout`); then open
 //! connections are left to finish, unless a signal comes. A listening socket handed over
-//! (`--inetd`, systemd's `LISTEN_FDS`) is adopted in place of one bound. It knows nothing of HTTP or
-//! WebSocket; the handlers report progress and ask for admission.
+//! (`--inetd`, systemd's `LISTEN_FDS`) is adopted in place of one bound, and the server can listen
+//! on a Unix socket (`Listener`). It knows nothing of HTTP or WebSocket; the handlers report
+//! progress and ask for admission.
 
 use crate::bridge::Local;
 use crate::error::Error;
@@ -18,6 +19,9 @@ use crate::policy::Rule;
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
+#[cfg(unix)]
+use std::os::unix::net::UnixListener;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -81,7 +85,8 @@ impl std::fmt::Display for Busy {
 struct Pending {
     /// A clone of its socket, to cut it.
     sock: TcpStream,
-    key: IpAddr,
+    /// Its client's address key; none on a Unix socket.
+    key: Option<IpAddr>,
     /// When it last sent something (or was accepted).
     last: Instant,
     deadline: Instant,
@@ -102,7 +107,15 @@ struct Counts {
 /// one accept loop runs per process.
 static STOPPING: AtomicBool = AtomicBool::new(false);
 /// Where to connect to wake the running accept loop, once it runs.
-static WAKE: Mutex<Option<SocketAddr>> = Mutex::new(None);
+static WAKE: Mutex<Option<Wake>> = Mutex::new(None);
+
+/// The address of the running accept loop, as `wake` connects to it.
+#[derive(Clone)]
+enum Wake {
+    Tcp(SocketAddr),
+    #[cfg(unix)]
+    Unix(PathBuf),
+}
 /// Notified when a connection thread ends or stopping begins: what a listener that ended by
 /// itself waits on while its connections finish.
 static CHANGED: Condvar = Condvar::new();
@@ -133,9 +146,16 @@ fn begin_stop() -> bool {
 
 /// Wake the accept loop, if it runs, by connecting to it.
 fn wake() {
-    let wake = *lock(&WAKE);
-    if let Some(addr) = wake {
-        let _ = TcpStream::connect_timeout(&addr, Duration::from_millis(200));
+    let wake = lock(&WAKE).clone();
+    match wake {
+        Some(Wake::Tcp(addr)) => {
+            let _ = TcpStream::connect_timeout(&addr, Duration::from_millis(200));
+        }
+        #[cfg(unix)]
+        Some(Wake::Unix(path)) => {
+            let _ = std::os::unix::net::UnixStream::connect(path);
+        }
+        None => {}
     }
 }
 
@@ -170,7 +190,8 @@ pub fn ip_key(ip: IpAddr) -> IpAddr {
     }
 }
 
-fn decrement(map: &mut HashMap<IpAddr, usize>, key: IpAddr) {
+fn decrement(map: &mut HashMap<IpAddr, usize>, key: Option<IpAddr>) {
+    let Some(key) = key else { return };
     if let Some(n) = map.get_mut(&key) {
         *n -= 1;
         if *n == 0 {
@@ -268,21 +289,24 @@ impl Hub {
         self.log.warn(line);
     }
 
-    /// A newcomer from `peer`: refuse it, or make room and record it as pending.
-    fn take(&self, id: u64, sock: &TcpStream, peer: SocketAddr) -> Result<(), String> {
+    /// A newcomer from `peer` (none on a Unix socket): refuse it, or make room and record it
+    /// as pending.
+    fn take(&self, id: u64, sock: &TcpStream, peer: Option<SocketAddr>) -> Result<(), String> {
         let l = &self.limits;
-        let key = ip_key(peer.ip());
-        let exempt = l.exempt.iter().any(|r| r.contains_ip(peer.ip()));
+        let key = peer.map(|p| ip_key(p.ip()));
+        let exempt = peer.is_some_and(|p| l.exempt.iter().any(|r| r.contains_ip(p.ip())));
         let clone = sock
             .try_clone()
             .map_err(|e| format!("cannot keep track of it: {e}"))?;
         let mut c = lock(&self.counts);
-        let from_here = c.pending_by_ip.get(&key).copied().unwrap_or(0);
-        if !exempt && l.pending_per_ip > 0 && from_here >= l.pending_per_ip {
-            return Err(format!(
-                "over --max-pending-per-ip {} from {key}",
-                l.pending_per_ip
-            ));
+        if let Some(key) = key {
+            let from_here = c.pending_by_ip.get(&key).copied().unwrap_or(0);
+            if !exempt && l.pending_per_ip > 0 && from_here >= l.pending_per_ip {
+                return Err(format!(
+                    "over --max-pending-per-ip {} from {key}",
+                    l.pending_per_ip
+                ));
+            }
         }
         if c.pending.len() >= l.max_pending {
             // Shed the connection that has been silent for the longest, not the newcomer.
@@ -309,7 +333,9 @@ impl Hub {
                 deadline: now + l.handshake,
             },
         );
-        *c.pending_by_ip.entry(key).or_default() += 1;
+        if let Some(key) = key {
+            *c.pending_by_ip.entry(key).or_default() += 1;
+        }
         Ok(())
     }
 
@@ -390,9 +416,7 @@ impl Drop for Admitted<'_> {
     fn drop(&mut self) {
         let mut c = lock(&self.hub.counts);
         c.tunnels -= 1;
-        if let Some(k) = self.key {
-            decrement(&mut c.tunnels_by_ip, k);
-        }
+        decrement(&mut c.tunnels_by_ip, self.key);
         drop(c);
         if self.hub.ends.run_once {
             let mut exit = lock(&self.hub.exit);
@@ -498,6 +522,169 @@ pub fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
     Ok(l)
 }
 
+/// What the accept loop listens on: a TCP socket, or a Unix stream socket (`--unix-listen`, or
+/// one handed over). A connection accepted on a Unix socket reaches the handler as a `TcpStream`
+/// that holds the Unix socket's descriptor: std's `TcpStream` is a thin owner of a stream socket
+/// descriptor, and every call the server makes on a connection (read, write, peek, shutdown,
+/// poll, non-blocking mode, timeouts, try_clone, the SIOCOUTQ ioctl) is the same system call on
+/// both kinds. Only the TCP ones fail there: `peer_addr` (so a Unix client has no address, is
+/// logged as `unix` and is outside the per-address caps) and `set_nodelay`, which the server
+/// ignores.
+pub enum Listener {
+    Tcp(TcpListener),
+    #[cfg(unix)]
+    Unix(UnixBound),
+}
+
+/// A listening Unix socket, and the path it was bound to, removed when it is dropped (if the
+/// socket there is still this one); none when it was handed over (its owner removes it).
+#[cfg(unix)]
+pub struct UnixBound {
+    sock: UnixListener,
+    path: Option<(PathBuf, u64)>,
+}
+
+#[cfg(unix)]
+impl Drop for UnixBound {
+    fn drop(&mut self) {
+        use std::os::unix::fs::MetadataExt;
+        if let Some((path, ino)) = &self.path {
+            if std::fs::symlink_metadata(path).is_ok_and(|m| m.ino() == *ino) {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+}
+
+impl From<TcpListener> for Listener {
+    fn from(l: TcpListener) -> Listener {
+        Listener::Tcp(l)
+    }
+}
+
+impl Listener {
+    /// Where it listens, for the log: `127.0.0.1:4567`, `unix:/run/wssh.sock`.
+    pub fn describe(&self) -> String {
+        match self {
+            Listener::Tcp(l) => l.local_addr().map_or("?".into(), |a| a.to_string()),
+            #[cfg(unix)]
+            Listener::Unix(u) => match u
+                .sock
+                .local_addr()
+                .ok()
+                .and_then(|a| a.as_pathname().map(|p| p.display().to_string()))
+            {
+                Some(p) => format!("unix:{p}"),
+                None => "unix:?".into(),
+            },
+        }
+    }
+
+    /// The TCP port it listens on; none on a Unix socket.
+    pub fn port(&self) -> Option<u16> {
+        match self {
+            Listener::Tcp(l) => l.local_addr().ok().map(|a| a.port()),
+            #[cfg(unix)]
+            Listener::Unix(_) => None,
+        }
+    }
+
+    /// The TCP address it listens on; none on a Unix socket.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        match self {
+            Listener::Tcp(l) => l.local_addr().ok(),
+            #[cfg(unix)]
+            Listener::Unix(_) => None,
+        }
+    }
+
+    fn set_nonblocking(&self) -> io::Result<()> {
+        match self {
+            Listener::Tcp(l) => l.set_nonblocking(true),
+            #[cfg(unix)]
+            Listener::Unix(u) => u.sock.set_nonblocking(true),
+        }
+    }
+
+    fn wait(&self, timeout: Option<Duration>) -> io::Result<bool> {
+        match self {
+            Listener::Tcp(l) => crate::pump::wait_readable(l, timeout),
+            #[cfg(unix)]
+            Listener::Unix(u) => crate::pump::wait_readable_unix(&u.sock, timeout),
+        }
+    }
+
+    /// The next connection and its client's address (none on a Unix socket).
+    fn accept(&self) -> io::Result<(TcpStream, Option<SocketAddr>)> {
+        match self {
+            Listener::Tcp(l) => l.accept().map(|(s, a)| (s, Some(a))),
+            #[cfg(unix)]
+            Listener::Unix(u) => {
+                use std::os::unix::io::{FromRawFd, IntoRawFd};
+                let (s, _) = u.sock.accept()?;
+                // SAFETY: the descriptor is a connected stream socket that we own (see `Listener`).
+                Ok((unsafe { TcpStream::from_raw_fd(s.into_raw_fd()) }, None))
+            }
+        }
+    }
+
+    /// Where `wake` connects to reach the accept loop.
+    fn wake(&self) -> Option<Wake> {
+        match self {
+            Listener::Tcp(l) => l.local_addr().ok().map(|a| Wake::Tcp(wake_addr(a))),
+            #[cfg(unix)]
+            Listener::Unix(u) => u
+                .sock
+                .local_addr()
+                .ok()
+                .and_then(|a| a.as_pathname().map(|p| Wake::Unix(p.to_path_buf()))),
+        }
+    }
+}
+
+/// Listen on a Unix socket at `path`, its permissions `mode` from the start (the umask is set
+/// around the bind, before any thread runs). A socket file left by a server that is gone is
+/// replaced; one where a server still answers, or anything that is not a socket, is an error.
+#[cfg(unix)]
+pub fn bind_unix(path: &std::path::Path, mode: u32) -> Result<Listener, Error> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+    use std::os::unix::io::AsRawFd;
+    let what = format!("--unix-listen {}", path.display());
+    let err = |e| Error::io(what.clone(), e);
+    if let Ok(m) = std::fs::symlink_metadata(path) {
+        if !m.file_type().is_socket() {
+            return Err(err(io::Error::other(
+                "exists and is not a socket (not removed)",
+            )));
+        }
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(err(io::Error::other("another server listens there")));
+        }
+        std::fs::remove_file(path).map_err(err)?;
+    }
+    // SAFETY: umask only swaps the process's file creation mask.
+    let old = unsafe { libc::umask(!(mode as libc::mode_t) & 0o777) };
+    let bound = UnixListener::bind(path);
+    // SAFETY: as above, putting the old mask back.
+    unsafe { libc::umask(old) };
+    let sock = bound.map_err(err)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(err)?;
+    let ino = std::fs::symlink_metadata(path).map_err(err)?.ino();
+    // SAFETY: listen(2) on a socket we own; a second call only changes the backlog.
+    unsafe { libc::listen(sock.as_raw_fd(), libc::SOMAXCONN) };
+    Ok(Listener::Unix(UnixBound {
+        sock,
+        path: Some((path.to_path_buf(), ino)),
+    }))
+}
+
+#[cfg(not(unix))]
+pub fn bind_unix(_path: &std::path::Path, _mode: u32) -> Result<Listener, Error> {
+    Err(Error::Usage(
+        "--unix-listen: no Unix sockets on this system".into(),
+    ))
+}
+
 /// A listening socket handed over by whoever started wssh, instead of one it binds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Handed {
@@ -516,11 +703,11 @@ impl Handed {
     }
 }
 
-/// Take over a handed listening socket. Only a listening TCP socket will do (one bound to a
-/// Unix path is refused, with its name); it is made close-on-exec, so a wrapped program does
-/// not inherit it.
+/// Take over a handed listening socket: a listening stream socket, TCP or Unix (anything else
+/// is refused, with what it is). It is made close-on-exec, so a wrapped program does not
+/// inherit it.
 #[cfg(unix)]
-pub fn adopt(h: Handed) -> Result<TcpListener, Error> {
+pub fn adopt(h: Handed) -> Result<Listener, Error> {
     use std::os::unix::io::FromRawFd;
     let (fd, what) = h.what();
     let int_opt = |opt| {
@@ -569,24 +756,33 @@ pub fn adopt(h: Handed) -> Result<TcpListener, Error> {
         }
         Handed::Systemd => fd,
     };
-    // SAFETY: the fd is an open listening stream socket, handed to this process to own.
-    let l = unsafe { TcpListener::from_raw_fd(fd) };
-    match l.local_addr() {
-        Ok(SocketAddr::V4(_) | SocketAddr::V6(_)) => {}
-        Err(_) => {
-            // Not ours to close: it is not a TCP socket (a Unix one, most likely).
-            std::mem::forget(l);
-            return Err(bad("not a TCP socket"));
-        }
-    }
-    // SAFETY: fcntl on an fd we own now.
+    // SAFETY: fcntl on an fd handed to this process to own.
     unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    // SAFETY: the fd is an open listening stream socket, handed to this process to own; which
+    // kind it is, its address says.
+    let l = unsafe { TcpListener::from_raw_fd(fd) };
+    let listener = match l.local_addr() {
+        Ok(_) => Listener::Tcp(l),
+        Err(_) => {
+            use std::os::unix::io::IntoRawFd;
+            // SAFETY: the same descriptor, not a TCP one: a Unix socket if its address says so.
+            let u = unsafe { UnixListener::from_raw_fd(l.into_raw_fd()) };
+            if u.local_addr().is_err() {
+                std::mem::forget(u);
+                return Err(bad("neither a TCP nor a Unix socket"));
+            }
+            Listener::Unix(UnixBound {
+                sock: u,
+                path: None,
+            })
+        }
+    };
     log::debug!("using the listening socket handed over ({what})");
-    Ok(l)
+    Ok(listener)
 }
 
 #[cfg(not(unix))]
-pub fn adopt(h: Handed) -> Result<TcpListener, Error> {
+pub fn adopt(h: Handed) -> Result<Listener, Error> {
     let (_, what) = h.what();
     Err(Error::Usage(format!("{what}: not on this system")))
 }
@@ -598,13 +794,13 @@ pub fn serve<F>(listener: TcpListener, limits: Limits, handle: F) -> Result<(), 
 where
     F: Fn(&Hub, u64, TcpStream) + Send + Sync + 'static,
 {
-    serve_until(listener, limits, Ends::default(), handle)
+    serve_until(listener.into(), limits, Ends::default(), handle)
 }
 
 /// `serve`, and also end as `ends` says: then no new connection is accepted, the ones open
 /// are left to finish (a signal still cuts them), and it returns once they have.
 pub fn serve_until<F>(
-    listener: TcpListener,
+    listener: Listener,
     limits: Limits,
     ends: Ends,
     handle: F,
@@ -613,10 +809,9 @@ where
     F: Fn(&Hub, u64, TcpStream) + Send + Sync + 'static,
 {
     let start = Instant::now();
-    let local = listener.local_addr().map_err(|e| Error::io("listen", e))?;
     check_open_files(&limits);
     listener
-        .set_nonblocking(true)
+        .set_nonblocking()
         .map_err(|e| Error::io("listen", e))?;
     let hub = Arc::new(Hub::new(limits, ends));
     ctrlc::set_handler(|| {
@@ -628,8 +823,8 @@ where
     .map_err(|e| Error::io("install signal handler", io::Error::other(e.to_string())))?;
     crate::logfile::reopen_on_sighup();
     // Set before the loop looks at the flag: a `stop` either sees this or is seen by the loop.
-    *lock(&WAKE) = Some(wake_addr(local));
-    log::info!("listening on {local}");
+    *lock(&WAKE) = listener.wake();
+    log::info!("listening on {}", listener.describe());
 
     let handle = Arc::new(handle);
     let mut next_due = None;
@@ -647,7 +842,7 @@ where
             .flatten()
             .min();
         let timeout = due.map(|d: Instant| d.saturating_duration_since(Instant::now()));
-        if let Err(e) = crate::pump::wait_readable(&listener, timeout) {
+        if let Err(e) = listener.wait(timeout) {
             log::warn!("wait for connections: {e}");
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -678,6 +873,7 @@ where
                 .map_err(|e| e.to_string())
                 .and_then(|()| hub.take(id, &sock, peer));
             if let Err(why) = taken {
+                let peer = peer.map_or("unix".into(), |p| p.to_string());
                 hub.refused(format_args!("conn-{id} peer={peer}: {why}; refused"));
                 continue;
             }

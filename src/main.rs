@@ -22,7 +22,15 @@ fn main() {
             run(wssh::client::run(cfg))
         }
         Ok(Command::Server(cfg, level)) => {
-            logging(level);
+            match &cfg.syslog {
+                Some(to) => {
+                    if let Err(e) = wssh::syslog::install(logger(level), to) {
+                        eprintln!("error: {e}");
+                        std::process::exit(1);
+                    }
+                }
+                None => logging(level),
+            }
             // The wrapped program's status, under --wrap-mode exit.
             wssh::server::run(*cfg).unwrap_or_else(|e| wssh::report(&e))
         }
@@ -53,8 +61,11 @@ fn run(r: Result<(), wssh::error::Error>) -> i32 {
 
 /// simple_logger on stderr (its `stderr` feature): stdout is for tunnel bytes.
 fn logging(level: log::LevelFilter) {
-    let _ = simple_logger::SimpleLogger::new()
+    let _ = logger(level).init();
+}
+
+fn logger(level: log::LevelFilter) -> simple_logger::SimpleLogger {
+    simple_logger::SimpleLogger::new()
         .with_level(level)
         .with_module_level("tungstenite", level.min(log::LevelFilter::Info))
-        .init();
 }

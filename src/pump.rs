@@ -474,6 +474,15 @@ pub fn wait_readable(l: &std::net::TcpListener, timeout: Option<Duration>) -> io
     sys::poll(sys::raw(l), Ready::Read, timeout)
 }
 
+/// The same for a listening Unix socket.
+#[cfg(unix)]
+pub fn wait_readable_unix(
+    l: &std::os::unix::net::UnixListener,
+    timeout: Option<Duration>,
+) -> io::Result<bool> {
+    sys::poll(sys::raw(l), Ready::Read, timeout)
+}
+
 #[cfg(unix)]
 mod sys {
     use super::Ready;

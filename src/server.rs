@@ -48,9 +48,10 @@ struct HostsCache {
 /// `--run-once`, `--timeout`, `--idle-timeout`.
 /// Returns wssh's exit code: 0, or that program's status.
 pub fn run(mut cfg: ServerConfig) -> Result<i32, Error> {
-    let listener = match cfg.handed {
-        Some(h) => listen::adopt(h)?,
-        None => listen::bind(cfg.listen)?,
+    let listener = match (cfg.handed, &cfg.unix_listen) {
+        (Some(h), _) => listen::adopt(h)?,
+        (None, Some((path, mode))) => listen::bind_unix(path, *mode)?,
+        (None, None) => listen::bind(cfg.listen)?.into(),
     };
     // After the bind, so that a port in use is still said where the launcher sees it.
     if let Some(file) = &cfg.log_file {
@@ -58,13 +59,13 @@ pub fn run(mut cfg: ServerConfig) -> Result<i32, Error> {
     }
     if let Some(compat) = &cfg.compat {
         // websockify's banner: launchers wait for `proxying from :PORT` (the real port, if 0).
-        let local = listener.local_addr().map_err(|e| Error::io("listen", e))?;
         let lines =
-            crate::websockify::banner(compat, local.port(), cfg.tls.is_some(), cfg.tls_only);
+            crate::websockify::banner(compat, listener.port(), cfg.tls.is_some(), cfg.tls_only);
         for line in lines {
             log::info!("{line}");
         }
-        if compat.origin_unchecked && !local.ip().is_loopback() {
+        let local = listener.local_addr();
+        if compat.origin_unchecked && local.is_some_and(|l| !l.ip().is_loopback()) {
             log::warn!(
                 "any web page can open tunnels here (no Origin check, as in websockify): \
                  give --auth-plugin ExpectOrigin --auth-source 'https://your.site'"
@@ -131,7 +132,8 @@ struct Summary {
 /// One connection, start to end; logs its outcome once.
 fn connection(state: &State, hub: &Hub, id: u64, sock: TcpStream) {
     let start = Instant::now();
-    let peer = sock.peer_addr().map_or("?".into(), |a| a.to_string());
+    // No address: a client of a Unix socket (see `listen::Listener`).
+    let peer = sock.peer_addr().map_or("unix".into(), |a| a.to_string());
     match serve(state, hub, id, sock) {
         Ok(Some(s)) => log::info!(
             "conn-{id} peer={}{peer} {}target={} up={} down={} secs={:.2} end={}",
@@ -182,7 +184,8 @@ fn serve(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Option<Su
 fn handshake(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Option<Summary>, Error> {
     let cfg = &state.cfg;
     let setup = |e| Error::io("socket set-up", e);
-    sock.set_nodelay(true).map_err(setup)?;
+    // Fails on a Unix socket (see `listen::Listener`), where there is no Nagle to turn off.
+    let _ = sock.set_nodelay(true);
     // Reads need no timeout of their own: the listener cuts the connection at its deadline.
     sock.set_write_timeout(Some(cfg.handshake_timeout))
         .map_err(setup)?;

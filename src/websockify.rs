@@ -50,6 +50,8 @@ pub struct Compat {
     pub record: Option<String>,
     /// `--inetd`: the listening socket is fd 0, for the banner.
     pub inetd: bool,
+    /// `--unix-listen FILE`, for the banner.
+    pub unix_listen: Option<String>,
     /// `-D/--daemon`, for the banner.
     pub daemon: bool,
 }
@@ -111,14 +113,6 @@ const OPTIONS: &[(&str, Option<char>, Kind)] = &[
 
 const SSL_VERSIONS: &[&str] = &["default", "tlsv1_1", "tlsv1_2", "tlsv1_3"];
 
-/// Options that a later release brings: a usage error until then, with a hint where one helps.
-const LATER: &[(&str, &str)] = &[
-    ("--unix-listen", ""),
-    ("--unix-listen-mode", ""),
-    ("--syslog", "; logs go to stderr"),
-    ("--legacy-syslog", "; logs go to stderr"),
-];
-
 /// Options refused for good, and why.
 const REFUSED: &[(&str, &str)] = &[
     (
@@ -170,14 +164,6 @@ impl Given {
     /// An `Int` option's value (checked when parsed), 0 when absent as in websockify.
     fn int(&self, name: &str) -> i64 {
         self.get(name).map_or(0, |v| v.trim().parse().unwrap_or(0))
-    }
-}
-
-/// The name of an option for messages: `-D/--daemon` when it has a short form.
-fn shown(long: &str) -> String {
-    match OPTIONS.iter().find(|(l, _, _)| *l == long) {
-        Some((_, Some(s), _)) => format!("-{s}/{long}"),
-        _ => long.to_string(),
     }
 }
 
@@ -311,9 +297,6 @@ fn dependencies(g: &Given) -> Result<(), String> {
 /// The first option given that wssh does not do (yet), in the order given.
 fn unsupported(g: &Given) -> Result<(), String> {
     for &name in &g.order {
-        if let Some((_, hint)) = LATER.iter().find(|(n, _)| *n == name) {
-            return Err(format!("{}: not supported yet{hint}", shown(name)));
-        }
         if let Some((_, why)) = REFUSED.iter().find(|(n, _)| *n == name) {
             return Err(format!("{name}: not supported: {why}"));
         }
@@ -468,6 +451,16 @@ pub fn translate(raw: Vec<OsString>, self_pem: bool) -> Result<Websockify, Strin
     // --inetd: fd 0 is the listening socket, and there is no listen argument.
     let (listen_host, mut native) = if g.has("--inetd") {
         (String::new(), vec!["--inetd".to_string()])
+    } else if let Some(path) = g.get("--unix-listen") {
+        // No listen argument either; the mode is only read with --unix-listen.
+        let mut native = vec!["--unix-listen".to_string(), path.into()];
+        if let Some(mode) = g.get("--unix-listen-mode") {
+            if mode.is_empty() || !mode.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+                return Err("error parsing listen unix socket mode".into());
+            }
+            native.extend(["--unix-listen-mode".into(), mode.into()]);
+        }
+        (String::new(), native)
     } else {
         let listen = positionals.next().ok_or("too few arguments")?;
         let (listen_host, port) = match split(&listen) {
@@ -563,6 +556,18 @@ pub fn translate(raw: Vec<OsString>, self_pem: bool) -> Result<Websockify, Strin
     if let Some(file) = g.get("--log-file") {
         native.extend(["--log-file".into(), file.into()]);
     }
+    if let Some(server) = g.get("--syslog") {
+        if server
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_err())
+        {
+            return Err("error parsing syslog port".into());
+        }
+        native.extend(["--syslog".into(), server.into()]);
+        if g.has("--legacy-syslog") {
+            native.push("--legacy-syslog".into());
+        }
+    }
     if g.has("--run-once") {
         native.push("--run-once".into());
     }
@@ -585,6 +590,7 @@ pub fn translate(raw: Vec<OsString>, self_pem: bool) -> Result<Websockify, Strin
             origin_unchecked,
             record: g.get("--record").map(String::from),
             inetd: g.has("--inetd"),
+            unix_listen: g.get("--unix-listen").map(String::from),
             daemon: g.has("--daemon"),
         },
         program,
@@ -593,13 +599,17 @@ pub fn translate(raw: Vec<OsString>, self_pem: bool) -> Result<Websockify, Strin
 
 /// websockify's start-up banner, for a server listening on `port` (the real one, when 0 was
 /// asked for). `tls` is whether a certificate is loaded; `tls_only` whether plain is refused.
-pub fn banner(c: &Compat, port: u16, tls: bool, tls_only: bool) -> Vec<String> {
-    let from = format!("{}:{port}", c.listen_host);
+pub fn banner(c: &Compat, port: Option<u16>, tls: bool, tls_only: bool) -> Vec<String> {
+    let from = match (&c.unix_listen, port) {
+        (Some(path), _) => path.clone(),
+        (None, port) => format!("{}:{}", c.listen_host, port.unwrap_or(0)),
+    };
     let mut lines = vec![
         "WebSocket server settings:".to_string(),
-        match c.inetd {
-            true => "  - Listen for inetd connections".to_string(),
-            false => format!("  - Listen on {from}"),
+        match (c.inetd, &c.unix_listen) {
+            (true, _) => "  - Listen for inetd connections".to_string(),
+            (false, Some(path)) => format!("  - Listen on unix socket {path}"),
+            (false, None) => format!("  - Listen on {from}"),
         },
     ];
     if let Some(web) = &c.web {
@@ -825,12 +835,6 @@ mod tests {
         }
         let ok = |opts: &[&str], native: &str| check(&run(opts), Ok(native));
         let err = |opts: &[&str], e: &str| check(&run(opts), Err(e));
-        let later = |opt: &str, shown: &str| {
-            check(
-                &run(&[opt, "x"]),
-                Err(&format!("{shown}: not supported yet")),
-            );
-        };
         ok(&["-h"], "HELP");
         ok(&["--help"], "HELP");
         ok(&["-v"], &format!("{base} {ANY} -v"));
@@ -922,8 +926,22 @@ mod tests {
             &format!("{base} --cert c --key c --tls-ciphers ECDHE+AESGCM {ANY}"),
         );
         ok(&["--ssl-ciphers=ECDHE+AESGCM"], &format!("{base} {ANY}"));
-        later("--unix-listen", "--unix-listen");
-        later("--unix-listen-mode", "--unix-listen-mode");
+        // --unix-listen replaces the listen argument; its mode is read only with it.
+        check(
+            &["--unix-listen=/run/ws.sock", "h:1"],
+            Ok(&format!("--unix-listen /run/ws.sock --target h:1 {ANY}")),
+        );
+        check(
+            &["--unix-listen=s", "--unix-listen-mode=0660", "h:1"],
+            Ok(&format!(
+                "--unix-listen s --unix-listen-mode 0660 --target h:1 {ANY}"
+            )),
+        );
+        check(
+            &["--unix-listen=s", "--unix-listen-mode=rw", "h:1"],
+            Err("error parsing listen unix socket mode"),
+        );
+        ok(&["--unix-listen-mode=0660"], &format!("{base} {ANY}"));
         check(
             &["--unix-target=/run/vnc.sock", "6080"],
             Ok(&format!(
@@ -1118,14 +1136,14 @@ mod tests {
             &["--log-file=/var/log/ws"],
             &format!("{base} {ANY} --log-file /var/log/ws"),
         );
-        err(
+        ok(
             &["--syslog=/dev/log"],
-            "--syslog: not supported yet; logs go to stderr",
+            &format!("{base} {ANY} --syslog /dev/log"),
         );
         err(&["--legacy-syslog"], "--legacy-syslog needs --syslog");
-        err(
-            &["--legacy-syslog", "--syslog=/dev/log"],
-            "--legacy-syslog: not supported yet; logs go to stderr",
+        ok(
+            &["--legacy-syslog", "--syslog=127.0.0.1:514"],
+            &format!("{base} {ANY} --syslog 127.0.0.1:514 --legacy-syslog"),
         );
         ok(&["--file-only"], &format!("{base} {ANY}"));
         ok(&["--version"], "VERSION");
@@ -1182,12 +1200,13 @@ mod tests {
             origin_unchecked: true,
             record: None,
             inetd: false,
+            unix_listen: None,
             daemon: false,
         };
         assert_eq!(
             banner(
                 &c("", Some("/usr/share/novnc"), "localhost:5900"),
-                6080,
+                Some(6080),
                 false,
                 false
             ),
@@ -1202,7 +1221,7 @@ mod tests {
         assert_eq!(
             banner(
                 &c("::", None, "targets generated by TokenFile"),
-                443,
+                Some(443),
                 true,
                 true
             ),
@@ -1220,12 +1239,25 @@ mod tests {
             ..c("", None, "/run/vnc.sock")
         };
         assert_eq!(
-            banner(&inetd, 6080, false, false)[1..],
+            banner(&inetd, Some(6080), false, false)[1..],
             [
                 "  - Listen for inetd connections",
                 "  - No SSL/TLS support (no cert file)",
                 "  - Backgrounding (daemon)",
                 "  - proxying from :6080 to /run/vnc.sock",
+            ]
+        );
+        let unix = Compat {
+            unix_listen: Some("/run/wssh.sock".into()),
+            ..c("", None, "localhost:5900")
+        };
+        assert_eq!(
+            banner(&unix, None, false, false),
+            [
+                "WebSocket server settings:",
+                "  - Listen on unix socket /run/wssh.sock",
+                "  - No SSL/TLS support (no cert file)",
+                "  - proxying from /run/wssh.sock to localhost:5900",
             ]
         );
         // The compat part of a translation feeds the banner.
@@ -1237,7 +1269,7 @@ mod tests {
         };
         assert_eq!(compat, c("127.0.0.1", None, "::1:5900"));
         assert_eq!(
-            banner(&compat, 4242, true, false)[3],
+            banner(&compat, Some(4242), true, false)[3],
             "  - proxying from 127.0.0.1:4242 to ::1:5900"
         );
     }

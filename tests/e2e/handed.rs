@@ -1,9 +1,11 @@
 //! Listening sockets handed over by a launcher: `--inetd` (fd 0, from a small Python launcher
 //! as inetd's wait mode gives it) and systemd socket activation (fd 3, from
 //! `systemd-socket-activate` without `--accept`), each carrying a tunnel to a `--unix-target`
-//! socket; and what is refused: no socket, a Unix socket, two sockets, `--listen` as well.
+//! socket; and what is refused: no socket, a connected socket, two sockets, `--listen` as well
+//! (a handed Unix socket is in `unix_listen`).
 
 use crate::support::*;
+use crate::unix_listen::{echoes_through, relay_to};
 use std::io::Read;
 use std::os::unix::net::UnixListener;
 use std::path::Path;
@@ -88,16 +90,24 @@ fn systemd_socket_activation_listens_on_fd3() {
 }
 
 #[test]
-fn what_is_not_a_listening_tcp_socket_is_refused() {
+fn a_unix_socket_handed_over_on_fd0() {
+    // As inetd's wait mode, or systemd's StandardInput=socket with ListenStream=PATH, give it.
+    let dir = TempDir::new("inetd-unix");
+    let target = Target::echo();
+    let mut p = Server::spawn_unix(on_fd0("unix", &dir, &["--target", &target.arg()]));
+    echoes_through(relay_to(&dir.path("handed.sock")));
+    p.signal("TERM");
+    assert!(p.wait_for(PATIENCE).is_some_and(|s| s.success()));
+    // Handed over: its owner removes it, not wssh.
+    assert!(exists(&dir.path("handed.sock")));
+}
+
+#[test]
+fn what_is_not_a_listening_socket_is_refused() {
     // fd 0 is /dev/null.
     let (ok, _, err) = try_run(Command::new(BIN).args(["server", "--inetd"]));
     assert!(!ok);
     assert!(err.contains("--inetd: fd 0: not a socket"), "{err}");
-    // A listening Unix socket.
-    let dir = TempDir::new("inetd-unix");
-    let (ok, _, err) = try_run(&mut on_fd0("unix", &dir, &[]));
-    assert!(!ok);
-    assert!(err.contains("--inetd: fd 0: not a TCP socket"), "{err}");
     // A connected socket, not a listening one (inetd's nowait mode).
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
@@ -130,7 +140,10 @@ fn what_is_not_a_listening_tcp_socket_is_refused() {
     let (ok, _, err) =
         try_run(Command::new(BIN).args(["server", "--inetd", "--listen", "127.0.0.1:0"]));
     assert!(!ok);
-    assert!(err.contains("--listen and a socket handed over"), "{err}");
+    assert!(
+        err.contains("--listen, --unix-listen and a socket handed over"),
+        "{err}"
+    );
 }
 
 #[test]

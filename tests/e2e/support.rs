@@ -131,6 +131,11 @@ impl Server {
         Server { proc, addr }
     }
 
+    /// Start a prepared command that listens on a Unix socket; wait for `listening on unix:`.
+    pub fn spawn_unix(cmd: Command) -> Proc {
+        spawn_until(cmd, "listening on unix:").0
+    }
+
     pub fn url(&self, scheme: &str, path: &str) -> String {
         format!("{scheme}://{}{path}", self.addr)
     }

@@ -186,11 +186,11 @@ fn idle_timeout_ends_it_with_websockifys_line() {
 }
 
 #[test]
-fn options_not_supported_are_usage_errors_naming_them() {
+fn refused_options_and_bad_values_are_usage_errors_naming_them() {
     let (_dir, link) = linked();
     for (args, line) in [
-        (&["--unix-listen=/s", "6080", "h:1"][..], "error: --unix-listen: not supported yet"),
-        (&["6080", "h:1", "--syslog=/dev/log"], "error: --syslog: not supported yet; logs go to stderr"),
+        (&["--unix-listen=/s", "--unix-listen-mode=rw", "h:1"][..], "error: error parsing listen unix socket mode"),
+        (&["6080", "h:1", "--syslog=localhost:x"], "error: error parsing syslog port"),
         (&["6080", "h:1", "--", "vncserver"], "error: too many arguments"),
         (&["--key-password", "hunter2", "6080", "h:1"], "error: --key-password: not supported: a password among the arguments is visible to every user (ps); store the key decrypted: openssl pkey -in KEY -out PLAIN"),
         (&["--token-plugin=TokenRedis", "--token-source=r:6379:0:hunter2", "6080"], "error: --token-plugin TokenRedis: not supported (it asks a network service or decodes JWTs); supported token plugins: TokenFile, ReadOnlyTokenFile, TokenFileName, UnixDomainSocketDirectory"),
@@ -370,6 +370,9 @@ fn command_lines_the_real_websockify_refuses_are_refused() {
         &["--host-token", "6080", "h:1"],
         &["--auth-source=x", "6080", "h:1"],
         &["--legacy-syslog", "6080", "h:1"],
+        &["--syslog=localhost:x", "6080", "h:1"],
+        &["--unix-listen=s", "--unix-listen-mode=rw", "h:1"],
+        &["--unix-listen=s", "6080", "h:1"],
         &["--target-config=t", "6080", "h:1"],
         &["6080", "--web"],
     ] {
