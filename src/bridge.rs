@@ -99,7 +99,7 @@ pub struct Outcome {
 }
 
 /// Run both directions until the tunnel is over; the second direction gets its own thread.
-pub fn run(hub: &Hub, tunnel: &Shared, local: Local, side: Side) -> Outcome {
+pub fn run(hub: &Hub, tunnel: &Shared, local: &Local, side: Side) -> Outcome {
     run_observed(hub, tunnel, local, side, None)
 }
 
@@ -108,7 +108,7 @@ pub fn run(hub: &Hub, tunnel: &Shared, local: Local, side: Side) -> Outcome {
 pub fn run_observed(
     hub: &Hub,
     tunnel: &Shared,
-    local: Local,
+    local: &Local,
     side: Side,
     observer: Option<&dyn Observer>,
 ) -> Outcome {
@@ -117,14 +117,15 @@ pub fn run_observed(
     // Dropped when the WebSocket side is done: wakes the other thread waiting for that.
     let (gone_tx, gone_rx) = mpsc::channel::<()>();
     let end = std::thread::scope(|s| {
-        let reader = local.try_clone();
+        // Both threads use the one socket (reads on one, writes on the other): no clone.
         let name = std::thread::current().name().unwrap_or("conn").to_string() + "-up";
         let spawned = std::thread::Builder::new()
             .stack_size(STACK)
             .name(name)
-            .spawn_scoped(s, || match reader {
-                Ok(r) => local_to_ws(hub, tunnel, r, side, &to_ws, &ws_gone, gone_rx, observer),
-                Err(e) => format!("socket set-up: {e}"),
+            .spawn_scoped(s, || {
+                local_to_ws(
+                    hub, tunnel, local, side, &to_ws, &ws_gone, gone_rx, observer,
+                )
             });
         let other = match spawned {
             Ok(h) => h,
@@ -134,7 +135,7 @@ pub fn run_observed(
                 return format!("cannot start a thread: {e}");
             }
         };
-        let mine = ws_to_local(tunnel, &local, side, &to_local, observer);
+        let mine = ws_to_local(tunnel, local, side, &to_local, observer);
         ws_gone.store(true, Ordering::SeqCst);
         drop(gone_tx);
         // The WebSocket is done: wake the other direction wherever it sleeps, in read(2) on
@@ -232,7 +233,7 @@ fn fail(tunnel: &Shared, e: WsError) -> String {
 fn local_to_ws(
     hub: &Hub,
     tunnel: &Shared,
-    local: Local,
+    local: &Local,
     side: Side,
     count: &AtomicU64,
     ws_gone: &AtomicBool,
@@ -247,7 +248,7 @@ fn local_to_ws(
         if buf.len() < most && count.load(Ordering::Relaxed) >= buf.len() as u64 {
             buf.resize((buf.len() * 2).min(most), 0);
         }
-        match (&local).read(&mut buf) {
+        match { local }.read(&mut buf) {
             Ok(0) if ws_gone.load(Ordering::SeqCst) => return String::new(),
             Ok(0) if hub.stopping() => break (CloseCode::Away, "shutting down".to_string()),
             Ok(0) if side == Side::Client => {

@@ -182,18 +182,9 @@ fn finish(
             return log::warn!("conn-{id} peer={peer} url={url}: send: {e}");
         }
     }
-    let sock = bridge::Local::Tcp(sock);
-    let registered = match hub.register(id, &sock) {
-        Ok(r) => r,
-        Err(e) => {
-            tunnel.close(
-                tungstenite::protocol::frame::coding::CloseCode::Away,
-                "out of descriptors",
-            );
-            return log::warn!("conn-{id} peer={peer} url={url}: keep track of the tunnel: {e}");
-        }
-    };
-    let o = bridge::run(hub, &tunnel, sock, Side::Client);
+    let sock = std::sync::Arc::new(bridge::Local::Tcp(sock));
+    let registered = hub.register(id, &sock);
+    let o = bridge::run(hub, &tunnel, &sock, Side::Client);
     drop(registered);
     log::info!(
         "conn-{id} peer={peer} url={url} up={} down={} secs={:.2} end={}",

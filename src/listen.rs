@@ -167,7 +167,7 @@ pub struct Hub {
     active: AtomicUsize,
     counts: Mutex<Counts>,
     /// Local sockets of open tunnels, cut on shutdown.
-    open: Mutex<HashMap<u64, Local>>,
+    open: Mutex<HashMap<u64, Arc<Local>>>,
     log: RateLog,
     ends: Ends,
     /// When a connection thread last ended (or the loop started): `--idle-timeout` counts
@@ -274,14 +274,15 @@ impl Hub {
         Ok(Admitted { hub: self, key })
     }
 
-    /// Let shutdown cut this tunnel's local socket until the returned guard is dropped. Cut at
-    /// once if shutdown has begun. Fails when the socket cannot be cloned (out of descriptors).
-    pub fn register(&self, id: u64, sock: &Local) -> io::Result<Registered<'_>> {
-        lock(&self.open).insert(id, sock.try_clone()?);
+    /// Let shutdown cut this tunnel's local socket until the returned guard is dropped (the
+    /// registry shares the socket: no descriptor of its own). Cut at once if shutdown has
+    /// begun.
+    pub fn register(&self, id: u64, sock: &Arc<Local>) -> Registered<'_> {
+        lock(&self.open).insert(id, sock.clone());
         if self.stopping() {
             let _ = sock.shutdown(Shutdown::Both);
         }
-        Ok(Registered { hub: self, id })
+        Registered { hub: self, id }
     }
 
     /// Log a refusal, at a bounded rate: a flood of them becomes one line per `LOG_EVERY`.
@@ -926,9 +927,10 @@ where
     Ok(())
 }
 
-/// Descriptors one tunnel holds: its WebSocket and a clone to wait on, the local socket, a clone
-/// for the second thread and one for the shutdown registry. A pending connection holds two.
-const FDS_PER_TUNNEL: usize = 5;
+/// Descriptors one tunnel holds: its two sockets (the threads, the waits and the shutdown
+/// registry share them). A pending connection holds two: its socket and the clone the
+/// listener cuts it with.
+const FDS_PER_TUNNEL: usize = 2;
 const FDS_PER_PENDING: usize = 2;
 
 /// Raise the soft limit on open files to the hard one (a login's default of 1024 would allow

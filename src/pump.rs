@@ -416,7 +416,7 @@ impl Shared {
                 deadline = Instant::now() + CLOSE_WAIT;
                 continue;
             }
-            match io::Read::read(&mut &self.sock.tcp, &mut junk) {
+            match io::Read::read(&mut &*self.sock.tcp, &mut junk) {
                 Ok(0) => return,
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -450,22 +450,37 @@ enum Ready {
     Write,
 }
 
-/// A socket handle to wait on, kept apart from the WebSocket so that waiting needs no lock.
+/// A handle on the WebSocket's socket to wait on, kept apart from the WebSocket so that waiting
+/// needs no lock. It is the same descriptor, not a clone (a tunnel holds two descriptors, not
+/// three), and it never closes it: the WebSocket beside it in `Shared` owns the socket and
+/// outlives every use of this handle.
 struct Sock {
-    tcp: std::net::TcpStream,
+    tcp: std::mem::ManuallyDrop<std::net::TcpStream>,
 }
 
 impl Sock {
     fn of(tcp: &std::net::TcpStream) -> io::Result<Sock> {
-        // A clone of the handle: the same socket, usable without the WebSocket's lock.
+        #[cfg(unix)]
+        // SAFETY: a non-owning handle (ManuallyDrop: never closed) on a descriptor that stays
+        // open while the `Shared` holding both lives (see the struct's note).
+        let tcp = unsafe {
+            use std::os::unix::io::{AsRawFd, FromRawFd};
+            std::net::TcpStream::from_raw_fd(tcp.as_raw_fd())
+        };
+        #[cfg(windows)]
+        // SAFETY: as above, for the socket handle.
+        let tcp = unsafe {
+            use std::os::windows::io::{AsRawSocket, FromRawSocket};
+            std::net::TcpStream::from_raw_socket(tcp.as_raw_socket())
+        };
         Ok(Sock {
-            tcp: tcp.try_clone()?,
+            tcp: std::mem::ManuallyDrop::new(tcp),
         })
     }
 
     /// Sleep until the socket is ready (or has an error or hang-up). `Ok(false)` on timeout.
     fn wait(&self, what: Ready, timeout: Option<Duration>) -> io::Result<bool> {
-        sys::poll(sys::raw(&self.tcp), what, timeout)
+        sys::poll(sys::raw(&*self.tcp), what, timeout)
     }
 }
 

@@ -301,13 +301,8 @@ fn handshake(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Optio
     let tunnel = Shared::new(websocket, cfg.ping, proto.encoding()).map_err(setup)?;
 
     let target_name = way.to_string();
-    let dialled = dial(&way, &addrs, deadline).and_then(|local| {
-        let r = hub.register(id, &local);
-        r.map(|r| (local, r))
-            .map_err(|e| Error::io("keep track of the tunnel", e))
-    });
-    let (local, _registered) = match dialled {
-        Ok(x) => x,
+    let local = match dial(&way, &addrs, deadline) {
+        Ok(local) => Arc::new(local),
         Err(e) => {
             // Tell the client why, and let it read that before the socket goes.
             tunnel.close(CloseCode::Error, &e.to_string());
@@ -316,16 +311,16 @@ fn handshake(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Optio
             return Err(e);
         }
     };
+    let _registered = hub.register(id, &local);
     // A tunnel opened by a token ends when the token is withdrawn.
-    let _watched = match (&token, local.try_clone()) {
-        (Some(t), Ok(clone)) => Some(state.tokens.watch(id, t.clone(), clone)),
-        _ => None,
-    };
+    let _watched = token
+        .as_ref()
+        .map(|t| state.tokens.watch(id, t.clone(), local.clone()));
     // --record: copies of the payload go to a recording thread, never waited for while the
     // tunnel runs; once it is over, its file's last line is (at most 1 s).
     let recording = state.record.as_ref().and_then(|r| r.start(id));
     let observer = recording.as_ref().map(|r| r as &dyn bridge::Observer);
-    let o = bridge::run_observed(hub, &tunnel, local, Side::Server, observer);
+    let o = bridge::run_observed(hub, &tunnel, &local, Side::Server, observer);
     drop(recording);
     Ok(Some(Summary {
         client,

@@ -9,7 +9,7 @@ use crate::bridge::Local;
 use crate::policy::Target;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 /// Where a token leads.
@@ -245,7 +245,7 @@ struct Inner {
     /// One cached map per source (used by `File` sources only).
     maps: Vec<Mutex<Map>>,
     /// Tunnels opened by a token: its connection id, the token, its local socket to cut.
-    watched: Mutex<HashMap<u64, (String, Local)>>,
+    watched: Mutex<HashMap<u64, (String, Arc<Local>)>>,
     wake: std::sync::Condvar,
     watcher: std::sync::Once,
 }
@@ -296,7 +296,7 @@ impl Tokens {
 
     /// Cut `local` (a tunnel's target socket) if `token` is withdrawn while the tunnel lives;
     /// until the returned guard is dropped.
-    pub fn watch(&self, id: u64, token: String, local: Local) -> Watched<'_> {
+    pub fn watch(&self, id: u64, token: String, local: Arc<Local>) -> Watched<'_> {
         lock(&self.inner.watched).insert(id, (token, local));
         self.inner.wake.notify_all();
         let inner = self.inner.clone();

@@ -326,7 +326,7 @@ fn open_files_limit_is_raised_and_a_too_low_one_is_reported() {
     let srv = start("ulimit -S -n 256; ulimit -H -n 256");
     assert!(
         srv.log()
-            .contains("allows about 43 tunnels, fewer than --max-tunnels 1000"),
+            .contains("allows about 108 tunnels, fewer than --max-tunnels 1000"),
         "{}",
         srv.log()
     );
@@ -402,4 +402,57 @@ fn a_failed_dial_is_reported_1011_even_when_the_client_already_sent_data() {
     s.write_all(&req).unwrap();
     assert!(read_head(&mut s).starts_with("HTTP/1.1 101"));
     assert_eq!(close_code(&mut s), Some(1011), "{}", srv.log());
+}
+
+/// Descriptors a process holds now.
+fn descriptors(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
+/// `n` tunnels through `url`, each shown open by an echo.
+fn open_tunnels(url: &str, n: usize) -> Vec<Proc> {
+    let mut open = Vec::new();
+    for _ in 0..n {
+        let mut c = client(&[url]);
+        c.child.stdin.as_mut().unwrap().write_all(b"hi").unwrap();
+        let mut two = [0u8; 2];
+        c.child
+            .stdout
+            .as_mut()
+            .unwrap()
+            .read_exact(&mut two)
+            .unwrap();
+        assert_eq!(&two, b"hi");
+        open.push(c);
+    }
+    open
+}
+
+#[test]
+fn a_tunnel_holds_two_descriptors_on_the_server() {
+    const N: usize = 20;
+    let target = Target::echo();
+    // The fixed target: exactly its two sockets each (the WebSocket's and the target's).
+    let srv = Server::start(&["--target", &target.arg()]);
+    let pid = srv.proc.pid();
+    let before = descriptors(pid);
+    let plain = open_tunnels(&srv.url("ws", "/"), N);
+    assert_eq!(descriptors(pid) - before, 2 * N);
+    drop(plain);
+    eventually("the tunnels to close", || descriptors(pid) == before);
+    // A token's tunnels too (the token file may be open for a moment while it is re-read).
+    let dir = TempDir::new("fds");
+    let tokens = dir.path("tokens");
+    std::fs::write(&tokens, format!("t1: {}\n", target.arg())).unwrap();
+    let srv = Server::start(&["--tokens", tokens.to_str().unwrap()]);
+    let pid = srv.proc.pid();
+    let before = descriptors(pid);
+    let _by_token = open_tunnels(&srv.url("ws", "/?token=t1"), N);
+    let held = descriptors(pid) - before;
+    assert!(
+        (2 * N..=2 * N + 1).contains(&held),
+        "{held} for {N} tunnels"
+    );
 }
