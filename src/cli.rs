@@ -127,6 +127,8 @@ pub struct ServerConfig {
     pub unix_listen: Option<(PathBuf, u32)>,
     /// `--syslog SERVER`: log lines there too.
     pub syslog: Option<crate::syslog::Syslog>,
+    /// `--reuse-port`: bind `listen` with SO_REUSEPORT, beside other servers.
+    pub reuse_port: bool,
 }
 
 fn usage(msg: impl std::fmt::Display) -> Error {
@@ -581,6 +583,7 @@ fn server(mut args: Arguments, program: Option<Vec<OsString>>) -> Result<Command
         .map_err(usage)?;
     let syslog: Option<String> = args.opt_value_from_str("--syslog").map_err(usage)?;
     let legacy_syslog = args.contains("--legacy-syslog");
+    let reuse_port = args.contains("--reuse-port");
     let target: Option<String> = args.opt_value_from_str("--target").map_err(usage)?;
     let wrap_mode: Option<String> = args.opt_value_from_str("--wrap-mode").map_err(usage)?;
     let allow: Vec<String> = args.values_from_str("--allow").map_err(usage)?;
@@ -645,6 +648,9 @@ fn server(mut args: Arguments, program: Option<Vec<OsString>>) -> Result<Command
         return Err(usage(
             "--listen, --unix-listen and a socket handed over (--inetd, LISTEN_FDS): give one",
         ));
+    }
+    if reuse_port && (unix_listen.is_some() || handed.is_some()) {
+        return Err(usage("--reuse-port goes with --listen"));
     }
     let unix_mode = match (&unix_listen, unix_mode) {
         (None, Some(_)) => return Err(usage("--unix-listen-mode goes with --unix-listen")),
@@ -819,6 +825,7 @@ fn server(mut args: Arguments, program: Option<Vec<OsString>>) -> Result<Command
         log_file,
         unix_listen,
         syslog,
+        reuse_port,
     };
     Ok(Command::Server(Box::new(cfg), level))
 }

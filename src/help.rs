@@ -50,6 +50,8 @@ With no rule, the path cannot choose: the server is never an open proxy.
 
 Options:
   --listen ADDR          address to listen on [default: 127.0.0.1:4567]; [::1]:4567 for IPv6
+  --reuse-port           listen with SO_REUSEPORT (Linux): several servers on one address,
+                         the kernel spreads connections among them
   --unix-listen PATH     listen on a Unix socket at PATH instead (a stale socket left there
                          is replaced; removed at exit). Its clients have no address: the
                          per-address caps and --trusted-proxy do not apply to them

@@ -523,6 +523,93 @@ pub fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
     Ok(l)
 }
 
+/// `bind` with SO_REUSEPORT (`--reuse-port`, Linux): several server processes listen on the
+/// same address and the kernel spreads new connections among them, so that more tunnels than
+/// one process can hold (threads, open files) share one port. std binds before any option
+/// can be set, so the socket is made here: socket, the two options, bind, listen.
+#[cfg(target_os = "linux")]
+pub fn bind_shared(addr: SocketAddr) -> Result<TcpListener, Error> {
+    use std::os::unix::io::FromRawFd;
+    let err = |e| Error::io(format!("listen on {addr} (--reuse-port)"), e);
+    let family = match addr {
+        SocketAddr::V4(_) => libc::AF_INET,
+        SocketAddr::V6(_) => libc::AF_INET6,
+    };
+    // SAFETY: socket(2) returns a new descriptor or -1; owned by the TcpListener at once, so
+    // every early return closes it.
+    let l = unsafe {
+        let fd = libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(err(io::Error::last_os_error()));
+        }
+        TcpListener::from_raw_fd(fd)
+    };
+    let fd = std::os::unix::io::AsRawFd::as_raw_fd(&l);
+    let one: libc::c_int = 1;
+    for opt in [libc::SO_REUSEADDR, libc::SO_REUSEPORT] {
+        // SAFETY: setsockopt reads one int from the pointer given.
+        let r = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                opt,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if r != 0 {
+            return Err(err(io::Error::last_os_error()));
+        }
+    }
+    // SAFETY: sockaddr_storage is large enough for either address, and zeroed is valid for it.
+    let mut sa: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match addr {
+        SocketAddr::V4(a) => {
+            // SAFETY: sockaddr_in fits in sockaddr_storage, which is suitably aligned.
+            let sin = unsafe {
+                &mut *(&mut sa as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>()
+            };
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_port = a.port().to_be();
+            sin.sin_addr.s_addr = u32::from(*a.ip()).to_be();
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(a) => {
+            // SAFETY: as above, for sockaddr_in6.
+            let sin6 = unsafe {
+                &mut *(&mut sa as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+            };
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_port = a.port().to_be();
+            sin6.sin6_addr.s6_addr = a.ip().octets();
+            sin6.sin6_scope_id = a.scope_id();
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    // SAFETY: bind and listen on our socket, with the address just filled in and its length.
+    let r = unsafe {
+        if libc::bind(
+            fd,
+            (&sa as *const libc::sockaddr_storage).cast(),
+            len as libc::socklen_t,
+        ) != 0
+        {
+            -1
+        } else {
+            libc::listen(fd, libc::SOMAXCONN)
+        }
+    };
+    if r != 0 {
+        return Err(err(io::Error::last_os_error()));
+    }
+    Ok(l)
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn bind_shared(_addr: SocketAddr) -> Result<TcpListener, Error> {
+    Err(Error::Usage("--reuse-port: Linux only".into()))
+}
+
 /// What the accept loop listens on: a TCP socket, or a Unix stream socket (`--unix-listen`, or
 /// one handed over). A connection accepted on a Unix socket reaches the handler as a `TcpStream`
 /// that holds the Unix socket's descriptor: std's `TcpStream` is a thin owner of a stream socket

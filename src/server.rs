@@ -51,6 +51,7 @@ pub fn run(mut cfg: ServerConfig) -> Result<i32, Error> {
     let listener = match (cfg.handed, &cfg.unix_listen) {
         (Some(h), _) => listen::adopt(h)?,
         (None, Some((path, mode))) => listen::bind_unix(path, *mode)?,
+        (None, None) if cfg.reuse_port => listen::bind_shared(cfg.listen)?.into(),
         (None, None) => listen::bind(cfg.listen)?.into(),
     };
     // After the bind, so that a port in use is still said where the launcher sees it.

@@ -456,3 +456,28 @@ fn a_tunnel_holds_two_descriptors_on_the_server() {
         "{held} for {N} tunnels"
     );
 }
+
+#[test]
+fn two_servers_share_a_port_with_reuse_port() {
+    let target = Target::echo();
+    let first = Server::start(&["--reuse-port", "--target", &target.arg()]);
+    let at = first.addr.to_string();
+    let second = Server::start_on(&at, &["--reuse-port", "--target", &target.arg()]);
+    assert_eq!(second.addr, first.addr);
+    // Without the option, the port is taken.
+    let (ok, _, err) = try_run(std::process::Command::new(BIN).args(["server", "--listen", &at]));
+    assert!(!ok && err.contains("Address already in use"), "{err}");
+    // The kernel spreads connections over both (by a hash of each connection's addresses).
+    let tunnels = open_tunnels(&first.url("ws", "/"), 40);
+    let served = |s: &Server| s.log().matches(" target=").count();
+    drop(tunnels);
+    eventually("40 tunnels logged", || {
+        served(&first) + served(&second) == 40
+    });
+    assert!(
+        served(&first) > 0 && served(&second) > 0,
+        "{} / {}",
+        served(&first),
+        served(&second)
+    );
+}
