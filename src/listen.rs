@@ -1061,7 +1061,41 @@ fn check_open_files(limits: &Limits) {
             limits.max_tunnels
         );
     }
+    check_map_count(limits);
 }
+
+/// Memory areas one thread maps: its stack and guard page, and the signal stack and guard page
+/// that Rust sets up for every thread. A tunnel has two threads, a pending connection one.
+const MAPS_PER_THREAD: usize = 4;
+
+/// Linux caps the memory areas of a process (`vm.max_map_count`, 65530 by default), and a
+/// thread that cannot map its signal stack aborts the whole process: say so at start when
+/// `--max-tunnels` cannot fit (about 8,000 tunnels under the default).
+#[cfg(target_os = "linux")]
+fn check_map_count(limits: &Limits) {
+    let Some(max) = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()
+        .and_then(|s| s.trim().parse::<usize>().ok())
+    else {
+        return;
+    };
+    // Some hundreds for the program, its libraries and the allocator's arenas.
+    let spare = max
+        .saturating_sub(1000)
+        .saturating_sub(limits.max_pending * MAPS_PER_THREAD);
+    let fit = spare / (2 * MAPS_PER_THREAD);
+    if fit < limits.max_tunnels {
+        log::warn!(
+            "vm.max_map_count ({max}) allows about {fit} tunnels, fewer than --max-tunnels {}: \
+             beyond it the server aborts; raise it (sysctl vm.max_map_count=262144) or lower \
+             --max-tunnels",
+            limits.max_tunnels
+        );
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn check_map_count(_limits: &Limits) {}
 
 #[cfg(not(unix))]
 fn check_open_files(_limits: &Limits) {}

@@ -330,6 +330,19 @@ fn open_files_limit_is_raised_and_a_too_low_one_is_reported() {
         "{}",
         srv.log()
     );
+    // More tunnels than the kernel lets one process map thread stacks for: said at start.
+    let max: usize = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let fit = (max - 1000 - 256 * 4) / 8;
+    let srv = Server::start(&["--max-tunnels", "1000000", "--target", &target.arg()]);
+    let says = format!(
+        "vm.max_map_count ({max}) allows about {fit} tunnels, fewer than --max-tunnels 1000000"
+    );
+    assert!(srv.log().contains(&says), "{}", srv.log());
+    still_serves(&srv);
 }
 
 #[test]
