@@ -781,7 +781,10 @@ fn web_flags_are_checked_at_start() {
         ),
         (vec!["--web", file], "not a directory"),
         (vec!["--web-listings"], "need --web DIR"),
-        (vec!["--server-name", "vnc.test"], "need --web DIR"),
+        (
+            vec!["--server-name", "vnc.test"],
+            "needs --web DIR or --console",
+        ),
         (
             vec!["--web", &root, "--server-name", "a b"],
             "not a host name",
