@@ -12,6 +12,7 @@ const ENDINGS = { crlf: '\r\n', lf: '\n', none: '' };
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 let tunnel = null;
+let last = null; // the latest tunnel, open or not, for the counts
 let received = new Uint8Array(0);
 let dropped = 0; // bytes scrolled out, for the hex view's offsets
 let timer = null;
@@ -25,7 +26,7 @@ function event(text) {
 }
 
 function counts() {
-  const t = tunnel || { sent: 0, received: 0 };
+  const t = last || { sent: 0, received: 0 };
   $('counts').textContent = `sent ${t.sent} bytes, received ${t.received} bytes`;
 }
 
@@ -121,6 +122,7 @@ $('connect').addEventListener('submit', async (e) => {
   event(`connecting to ${name}`);
   const t = new Tunnel(path);
   tunnel = t;
+  last = t;
   received = new Uint8Array(0);
   dropped = 0;
   draw();
