@@ -43,9 +43,12 @@ const events = () => page.evaluate(() => Array.from(document.querySelectorAll('#
 async function waitFor(what, id, test, seconds = 10) {
   return until(what, seconds, async () => test(await text(id)));
 }
+// Wider than the phone: content past its width, or (as a mobile browser does with wide
+// content) a layout zoomed out beyond it.
+const PHONE = { width: 375, height: 667 };
 async function sideways() {
-  return page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth
-    || document.body.scrollWidth > window.innerWidth);
+  return page.evaluate((w) => document.documentElement.scrollWidth > w || document.body.scrollWidth > w
+    || window.innerWidth > w, PHONE.width);
 }
 
 // Type a target into the (focused) target field and connect with Enter.
@@ -141,7 +144,7 @@ async function embed() {
 
 try {
   browser = await launch();
-  const context = await browser.newContext({ viewport: { width: 375, height: 667 }, isMobile: true, hasTouch: true });
+  const context = await browser.newContext({ viewport: PHONE, isMobile: true, hasTouch: true });
   page = await context.newPage();
   const rec = record(context, page);
   result.console = rec.console;
