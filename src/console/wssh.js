@@ -24,9 +24,11 @@ export function describeClose(code, reason) {
   return `${code} ${reason || CLOSE_CODES[code] || 'closed'}`;
 }
 
-// The tunnel path for a target: "" is the server's fixed target, else /ssh/HOST:PORT.
+// The tunnel path for a target: "" is the server's fixed target, a path (/?token=T) is used
+// as it is, anything else is HOST:PORT and goes to /ssh/HOST:PORT.
 export function pathFor(target) {
   if (!target) return '/';
+  if (target.startsWith('/')) return target;
   const safe = encodeURIComponent(target).replace(/%3A/gi, ':').replace(/%5B/gi, '[').replace(/%5D/gi, ']');
   return `/ssh/${safe}`;
 }

@@ -3,13 +3,15 @@
 // option is given.
 //
 //   node console.mjs PAGE_URL [--sshd HOST:PORT] [--http HOST:PORT] [--refused HOST:PORT]
-//        [--echo] [--timeout 60]
+//        [--echo] [--flood BYTES] [--timeout 60]
 //   node console.mjs SERVER_ROOT_URL --embed --other-port PORT [--expect echo|refused]
 //
 // --sshd: connect, see the banner, send the client's banner as hex, see the binary reply in the
 // text view (\xNN) and the hex view, disconnect. --http: `GET / HTTP/1.0` and an empty line bring
 // the response and the close; then a request line and End of data do too. --refused: the reason
-// is shown. --echo: the fixed target (an echo server) echoes a line. Always: no horizontal
+// is shown. --echo: the fixed target (an echo server) echoes a line. --flood: the fixed target
+// sends BYTES at once and closes: the page answers throughout, keeps a bounded scrollback and
+// counts them all. Always: no horizontal
 // scrolling at 375x667, and no request to another origin.
 // --embed: pages/embed.html from another origin (127.0.0.1:PORT) imports SERVER/_wssh/wssh.js
 // and echoes through the fixed target; --expect refused: the import and a WebSocket both fail.
@@ -19,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { parseArgs, launch, record, until, finish, watchdog, foreign, otherOrigin } from './lib.mjs';
 
-const USAGE = `usage: node console.mjs PAGE_URL [--sshd H:P] [--http H:P] [--refused H:P] [--echo] [--timeout S]
+const USAGE = `usage: node console.mjs PAGE_URL [--sshd H:P] [--http H:P] [--refused H:P] [--echo] [--flood N] [--timeout S]
        node console.mjs SERVER_ROOT_URL --embed --other-port PORT [--expect echo|refused]\n`;
 const opts = parseArgs(process.argv.slice(2), USAGE);
 const PAGES = path.join(path.dirname(fileURLToPath(import.meta.url)), 'pages');
@@ -124,6 +126,27 @@ async function echo() {
   result.echoed = await waitFor('the echo', 'out', (t) => t.includes('hello-through-the-console') && t.trim());
 }
 
+async function flood(bytes) {
+  result.step = 'flood';
+  // The page's own longest pause: the gap between ticks of a 10 ms timer (the time the
+  // DevTools protocol takes to carry the frames to this script does not count).
+  await page.evaluate(() => {
+    window.longestPause = 0;
+    let last = performance.now();
+    setInterval(() => {
+      const now = performance.now();
+      window.longestPause = Math.max(window.longestPause, now - last - 10);
+      last = now;
+    }, 10);
+  });
+  await connect('');
+  await waitFor('the flood to end', 'state', (t) => t.startsWith('closed'), 30);
+  result.flood_pause_ms = Math.round(await page.evaluate(() => window.longestPause));
+  result.flood_counts = await text('counts');
+  result.flood_shown = (await text('out')).length;
+  if (!result.flood_counts.endsWith(`received ${bytes} bytes`)) result.failed = 'flood: not every byte was counted';
+}
+
 async function embed() {
   result.step = 'embed';
   other = await otherOrigin(PAGES, Number(opts['other-port']));
@@ -161,6 +184,7 @@ try {
     if (opts.http) await http(opts.http);
     if (opts.refused) await refused(opts.refused);
     if (opts.echo) await echo();
+    if (opts.flood) await flood(opts.flood);
     result.events = await events();
     result.sideways = await sideways();
     result.foreign = foreign(rec, new URL(opts._[0]).origin);

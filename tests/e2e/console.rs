@@ -10,6 +10,7 @@ use crate::reach::{nginx_with, wait_port};
 use crate::ssh::{free_port, Sshd};
 use crate::support::*;
 use crate::web::{get, request, status, upgrade};
+use std::io::Write;
 use std::process::{Command, Stdio};
 
 /// The headers every console answer carries.
@@ -311,4 +312,30 @@ fn console_behind_nginx_under_a_path_prefix() {
     assert!(r.raw("requests").contains(&check), "{}", r.line);
     assert_eq!(r.raw("foreign"), "[]", "{}", r.line);
     assert_eq!(target.accepted(), 1);
+}
+
+/// A target that sends 16 MiB at once and closes: the page never pauses for a second, shows only
+/// its bounded scrollback (32 KiB of bytes, at most 4 characters each), and counts every byte.
+#[test]
+fn a_chatty_target_cannot_freeze_the_console() {
+    let _one = one_at_a_time();
+    const MIB: usize = 16;
+    let target = Target::start(|mut s| {
+        let chunk = data(7, 1 << 20);
+        for _ in 0..MIB {
+            if s.write_all(&chunk).is_err() {
+                return;
+            }
+        }
+    });
+    let srv = Server::start(&["--console", "--target", &target.arg()]);
+    let page = format!("http://{}/", srv.addr);
+    let n = (MIB << 20).to_string();
+    let r = node("console.mjs", &[&page, "--flood", &n]);
+    assert!(r.ok, "flood: {}", r.line);
+    let shown: usize = r.raw("flood_shown").parse().unwrap();
+    assert!(shown > 0 && shown <= 4 * 32 * 1024, "{}", r.line);
+    let pause: u64 = r.raw("flood_pause_ms").parse().unwrap();
+    assert!(pause < 1000, "the page froze for {pause} ms: {}", r.line);
+    eprintln!("flood of {MIB} MiB: {shown} characters shown, longest pause {pause} ms");
 }
