@@ -1,15 +1,15 @@
 // The wssh console's behaviour: asks the server whether the target is allowed (and shows why
 // not), opens the tunnel through wssh.js, shows what comes back as escaped text or hex, sends
-// lines (with the chosen ending) and hex bytes, end of data, close. The scrollback is bounded
-// and drawn at most every 50 ms, so a chatty target cannot freeze the tab.
+// lines (with the chosen ending) and hex bytes, end of data, close. The scrollback is bounded,
+// and drawn at most every 50 ms and never more than a quarter of the time (a draw that took
+// T waits 3T for the next), so a chatty target cannot freeze the tab.
 
 import { Tunnel, check, pathFor } from '../wssh.js';
 
 const $ = (id) => document.getElementById(id);
-const KEEP = 64 * 1024; // bytes of scrollback
+const KEEP = 32 * 1024; // bytes of scrollback
 const EVENTS = 50;
 const ENDINGS = { crlf: '\r\n', lf: '\n', none: '' };
-const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 let tunnel = null;
 let last = null; // the latest tunnel, open or not, for the counts
@@ -32,34 +32,48 @@ function counts() {
 
 const hx = (b) => b.toString(16).padStart(2, '0');
 
+// The UTF-8 character at b[i]: [code point, length], or null (no exceptions: they are slow).
+function utf8At(b, i) {
+  const c = b[i];
+  let n;
+  let cp;
+  let min;
+  if (c >= 0xc2 && c <= 0xdf) [n, cp, min] = [2, c & 0x1f, 0x80];
+  else if (c >= 0xe0 && c <= 0xef) [n, cp, min] = [3, c & 0x0f, 0x800];
+  else if (c >= 0xf0 && c <= 0xf4) [n, cp, min] = [4, c & 0x07, 0x10000];
+  else return null;
+  if (i + n > b.length) return null;
+  for (let k = 1; k < n; k++) {
+    const d = b[i + k];
+    if ((d & 0xc0) !== 0x80) return null;
+    cp = (cp << 6) | (d & 0x3f);
+  }
+  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return null;
+  return [cp, n];
+}
+
 // Text, with control bytes and bytes that are not UTF-8 shown as \xNN; CRLF and LF end lines.
 function text(b) {
-  let s = '';
+  const parts = [];
   for (let i = 0; i < b.length;) {
     const c = b[i];
     if (c === 0x0d && b[i + 1] === 0x0a) {
       i += 1;
     } else if (c === 0x0a || c === 0x09 || (c >= 0x20 && c < 0x7f)) {
-      s += String.fromCharCode(c);
+      parts.push(String.fromCharCode(c));
       i += 1;
     } else {
-      const n = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
-      let ch = null;
-      try {
-        if (n && i + n <= b.length) ch = utf8.decode(b.subarray(i, i + n));
-      } catch {
-        ch = null;
-      }
-      if (ch !== null && ch.codePointAt(0) >= 0xa0) {
-        s += ch;
-        i += n;
+      const u = c >= 0x80 ? utf8At(b, i) : null;
+      if (u && u[0] >= 0xa0) {
+        parts.push(String.fromCodePoint(u[0]));
+        i += u[1];
       } else {
-        s += `\\x${hx(c)}`;
+        parts.push(`\\x${hx(c)}`);
         i += 1;
       }
     }
   }
-  return s;
+  return parts.join('');
 }
 
 // 16 bytes a line: offset, hex, and the printable ASCII.
@@ -73,16 +87,20 @@ function hexdump(b) {
   return lines.join('\n');
 }
 
+let pause = 50; // ms between draws: at least 50, and three times the last draw's own time
+
 function draw() {
+  const t0 = performance.now();
   timer = null;
   const out = $('out');
   out.textContent = $('hex').checked ? hexdump(received) : text(received);
   out.scrollTop = out.scrollHeight;
   counts();
+  pause = Math.max(50, 3 * (performance.now() - t0));
 }
 
 function later() {
-  if (!timer) timer = setTimeout(draw, 50);
+  if (!timer) timer = setTimeout(draw, pause);
 }
 
 function append(bytes) {
