@@ -3,16 +3,16 @@
 // option is given.
 //
 //   node console.mjs PAGE_URL [--sshd HOST:PORT] [--http HOST:PORT] [--refused HOST:PORT]
-//        [--echo] [--flood BYTES] [--timeout 60]
+//        [--dead HOST:PORT] [--echo] [--flood BYTES] [--timeout 60]
 //   node console.mjs SERVER_ROOT_URL --embed --other-port PORT [--expect echo|refused]
 //
 // --sshd: connect, see the banner, send the client's banner as hex, see the binary reply in the
 // text view (\xNN) and the hex view, disconnect. --http: `GET / HTTP/1.0` and an empty line bring
 // the response and the close; then a request line and End of data do too. --refused: the reason
-// is shown. --echo: the fixed target (an echo server) echoes a line. --flood: the fixed target
-// sends BYTES at once and closes: the page answers throughout, keeps a bounded scrollback and
-// counts them all. Always: no horizontal
-// scrolling at 375x667, and no request to another origin.
+// is shown. --dead: an allowed target where nothing listens: the close code and reason.
+// --echo: the fixed target (an echo server) echoes a line. --flood: the fixed target sends
+// BYTES at once and closes: the page's longest pause, its bounded scrollback, the count.
+// Always: no horizontal scrolling at 375x667, and no request to another origin.
 // --embed: pages/embed.html from another origin (127.0.0.1:PORT) imports SERVER/_wssh/wssh.js
 // and echoes through the fixed target; --expect refused: the import and a WebSocket both fail.
 // Prints one JSON line; exit 0 only when ok.
@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { parseArgs, launch, record, until, finish, watchdog, foreign, otherOrigin } from './lib.mjs';
 
-const USAGE = `usage: node console.mjs PAGE_URL [--sshd H:P] [--http H:P] [--refused H:P] [--echo] [--flood N] [--timeout S]
+const USAGE = `usage: node console.mjs PAGE_URL [--sshd H:P] [--http H:P] [--refused H:P] [--dead H:P] [--echo] [--flood N] [--timeout S]
        node console.mjs SERVER_ROOT_URL --embed --other-port PORT [--expect echo|refused]\n`;
 const opts = parseArgs(process.argv.slice(2), USAGE);
 const PAGES = path.join(path.dirname(fileURLToPath(import.meta.url)), 'pages');
@@ -118,6 +118,12 @@ async function refused(target) {
   result.refused = await waitFor('the refusal', 'state', (t) => t.startsWith('refused') && t);
 }
 
+async function dead(target) {
+  result.step = 'dead';
+  await connect(target);
+  result.dead = await waitFor('the close from the server', 'state', (t) => t.startsWith('closed') && t);
+}
+
 async function echo() {
   result.step = 'echo';
   await connect('');
@@ -183,6 +189,7 @@ try {
     if (opts.sshd) await sshd(opts.sshd);
     if (opts.http) await http(opts.http);
     if (opts.refused) await refused(opts.refused);
+    if (opts.dead) await dead(opts.dead);
     if (opts.echo) await echo();
     if (opts.flood) await flood(opts.flood);
     result.events = await events();

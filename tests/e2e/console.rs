@@ -187,6 +187,8 @@ fn console_in_chromium_reaches_sshd_and_http_by_keyboard_on_a_phone() {
     let http = HttpServer::start();
     let srv = Server::start(&["--console", "--allow", "127.0.0.0/8:*"]);
     let page = format!("http://{}/", srv.addr);
+    // Allowed, but nothing listens there: the server says so in its close.
+    let dead = format!("127.0.0.1:{}", free_port());
     let (ssh, web) = (
         format!("127.0.0.1:{}", sshd.port),
         format!("127.0.0.1:{}", http.port),
@@ -201,6 +203,8 @@ fn console_in_chromium_reaches_sshd_and_http_by_keyboard_on_a_phone() {
             &web,
             "--refused",
             "192.0.2.1:22",
+            "--dead",
+            &dead,
         ],
     );
     assert!(r.ok, "console: {}", r.line);
@@ -235,6 +239,13 @@ fn console_in_chromium_reaches_sshd_and_http_by_keyboard_on_a_phone() {
     assert_eq!(
         r.str("refused"),
         "refused: target 192.0.2.1:22 not allowed",
+        "{}",
+        r.line
+    );
+    let closed = format!("closed: 1011 connect {dead}: Connection refused");
+    assert!(r.str("dead").starts_with(&closed), "{}", r.line);
+    assert!(
+        r.str("counts").starts_with("sent 16 bytes, received "),
         "{}",
         r.line
     );
