@@ -232,9 +232,7 @@ fn handshake(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Optio
     };
     let peer_ip = stream.tcp().peer_addr().map(|p| p.ip()).ok();
     let trusted = peer_ip.is_some_and(|ip| cfg.trusted_proxies.iter().any(|r| r.contains_ip(ip)));
-    // A browser always says where the page came from: without an --origin that allows it (or
-    // our own page's origin, see `origin`), a web page the user happens to visit could reach
-    // the targets (cross-site WebSocket).
+    // A page the user happens to visit must not reach the targets (cross-site WebSocket).
     if let Err(log) = origin_ok(state, &req, &stream) {
         return Err(refuse(&mut stream, 403, "origin not allowed", &log));
     }
