@@ -105,6 +105,8 @@ pub struct ServerConfig {
     pub unix_target: Option<PathBuf>,
     /// `--web`: static pages on the same port.
     pub web: Option<crate::web::Web>,
+    /// `--console`: the browser console and `wssh.js` under `/_wssh/` (and at `/` without `--web`).
+    pub console: bool,
     /// `--server-name`: this server's host names (lowercase), for the same-origin rule.
     pub server_names: Vec<String>,
     /// Started with websockify's command line: its banner, and where the Origin rule came from.
@@ -575,6 +577,7 @@ fn server(mut args: Arguments, program: Option<Vec<OsString>>) -> Result<Command
     let web_listings = args.contains("--web-listings");
     let web_dotfiles = args.contains("--web-dotfiles");
     let web_auth = args.contains("--web-auth");
+    let console = args.contains("--console");
     let verify_client = args.contains("--verify-client");
     let listen: Option<String> = args.opt_value_from_str("--listen").map_err(usage)?;
     let unix_listen: Option<PathBuf> = args.opt_value_from_str("--unix-listen").map_err(usage)?;
@@ -746,10 +749,11 @@ fn server(mut args: Arguments, program: Option<Vec<OsString>>) -> Result<Command
     }
     let web = match web_dir {
         Some(d) => Some(crate::web::Web::new(&d, web_listings, web_dotfiles).map_err(usage)?),
-        None if web_listings || web_dotfiles || !server_names.is_empty() => {
-            return Err(usage(
-                "--web-listings, --web-dotfiles and --server-name need --web DIR",
-            ))
+        None if web_listings || web_dotfiles => {
+            return Err(usage("--web-listings and --web-dotfiles need --web DIR"))
+        }
+        None if !console && !server_names.is_empty() => {
+            return Err(usage("--server-name needs --web DIR or --console"))
         }
         None => None,
     };
@@ -814,6 +818,7 @@ fn server(mut args: Arguments, program: Option<Vec<OsString>>) -> Result<Command
         host_token,
         unix_target,
         web,
+        console,
         server_names,
         compat: None,
         wrap,

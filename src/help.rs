@@ -129,9 +129,15 @@ Options:
                          came from is an IP address, localhost or a --server-name
   --web-listings         with --web: list a directory that has no index.html
   --web-dotfiles         with --web: serve names that start with a dot (.well-known)
-  --server-name NAME     with --web: a host name this server's pages are served under
-                         (repeatable); behind a --trusted-proxy, X-Forwarded-Host and
-                         X-Forwarded-Proto say which name and scheme the browser used
+  --server-name NAME     with --web or --console: a host name this server's pages are
+                         served under (repeatable); behind a --trusted-proxy,
+                         X-Forwarded-Host and X-Forwarded-Proto say which name and scheme
+                         the browser used
+  --console              serve a browser console (/_wssh/console/, and / without --web): a
+                         terminal to the fixed target, or to a target the rules allow; its
+                         client /_wssh/wssh.js; /_wssh/check?path=PATH says whether a tunnel
+                         on PATH would be allowed, and why not. Embedded, nothing fetched
+                         from elsewhere; --origin pages may import the module
   --record FILE          record each tunnel's bytes, both ways and in the clear, to FILE.1,
                          FILE.2, ... (mode 0600, never overwritten) in websockify's format,
                          for noVNC's playback page; a debugging aid

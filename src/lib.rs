@@ -9,6 +9,7 @@
 //! - `server`: `wssh server`, sniff TLS, read requests (pages on the way), upgrade, route, dial;
 //! - `wrap`: `wssh server -- PROGRAM`, the program behind the server: its process group,
 //!   its guard, its end (`--wrap-mode`), and the port it may be given;
+//! - `console`: `--console`, the embedded browser console, `wssh.js` and the check endpoint;
 //! - `web`: `--web DIR`, static pages: pure path resolution, and files opened so that nothing
 //!   outside DIR is ever read;
 //! - `record`: `--record`, websockify's recording format (pure encoder) and the thread per
@@ -47,6 +48,7 @@ pub mod auth;
 pub mod bridge;
 pub mod cli;
 pub mod client;
+pub mod console;
 pub mod daemon;
 pub mod error;
 pub mod forward;

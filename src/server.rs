@@ -236,32 +236,9 @@ fn handshake(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Optio
     };
     let peer_ip = stream.tcp().peer_addr().map(|p| p.ip()).ok();
     let trusted = peer_ip.is_some_and(|ip| cfg.trusted_proxies.iter().any(|r| r.contains_ip(ip)));
-    // A browser always says where the page came from: without an --origin that allows it (or
-    // our own page's origin, see `origin`), a web page the user happens to visit could reach
-    // the targets (cross-site WebSocket).
-    if let Some(origin) = ws::header(&req.headers, "origin") {
-        let h = |name| ws::header(&req.headers, name);
-        let seen = crate::origin::Seen {
-            origin,
-            host: h("host"),
-            forwarded_host: h("x-forwarded-host").filter(|_| trusted),
-            forwarded_proto: h("x-forwarded-proto").filter(|_| trusted),
-            tls: !matches!(stream, Stream::Plain(_)),
-        };
-        let rule = crate::origin::Rule {
-            listed: &cfg.origins,
-            web: cfg.web.is_some(),
-            names: &cfg.server_names,
-        };
-        if let Err(log) = crate::origin::allowed(&seen, &rule) {
-            // With --host-token the page's origin holds the token: do not log it.
-            let log = if cfg.host_token {
-                "origin not allowed".into()
-            } else {
-                log
-            };
-            return Err(refuse(&mut stream, 403, "origin not allowed", &log));
-        }
+    // A page the user happens to visit must not reach the targets (cross-site WebSocket).
+    if let Err(log) = origin_ok(state, &req, &stream) {
+        return Err(refuse(&mut stream, 403, "origin not allowed", &log));
     }
     // Now a tunnel, not a pending connection: it counts against --max-tunnels and
     // --max-per-ip (the real client's address; a trusted proxy that names none is not counted).
@@ -384,7 +361,11 @@ fn front_door(
         );
         let line = || format!("{} {}", req.method, redact::url(&req.target));
         let mut who = Passed::default();
-        if gate.guards(req.wants_upgrade(), state.cfg.web.is_some()) {
+        let web_on = state.cfg.web.is_some();
+        let console =
+            state.cfg.console && !req.wants_upgrade() && crate::console::wants(&req.target, web_on);
+        // The console's pages and check are guarded as tunnels are.
+        if gate.guards(req.wants_upgrade() || console, web_on) {
             let authorization = ws::header_all(&req.headers, "authorization");
             who = match gate.check(authorization.as_deref(), cn.as_deref(), &mut memo) {
                 Ok(p) => p,
@@ -399,17 +380,16 @@ fn front_door(
             };
         }
         // The server's own prefix: neither a target nor the web root, whatever the request.
-        if web::reserved(&req.target) {
+        if web::reserved(&req.target) && !console {
             let log = format!("{}: reserved for the server's own pages", line());
             return Err(refuse(stream, 404, "not found", &log));
         }
-        let web = match &state.cfg.web {
-            Some(w) if !req.wants_upgrade() => w,
+        let served = match &state.cfg.web {
+            _ if console => console_answer(state, &req, stream),
+            Some(w) if !req.wants_upgrade() => w.serve(&req, stream),
             _ => return Ok(Some((req, rest, who))),
         };
-        let served = web
-            .serve(&req, stream)
-            .map_err(|e| Error::io(format!("answer {}", line()), e))?;
+        let served = served.map_err(|e| Error::io(format!("answer {}", line()), e))?;
         log::debug!(
             "conn-{id} {}: {} {} bytes{}",
             line(),
@@ -430,6 +410,85 @@ fn front_door(
         hub.rearm(id)
             .map_err(|why| Error::Handshake(why.to_string()))?;
         carry = rest;
+    }
+}
+
+/// A browser always says where the page came from: without an --origin that allows it (or our
+/// own page's origin, see `origin`), a web page the user happens to visit could reach the
+/// targets (cross-site WebSocket), or read the console's answers. Requests without `Origin`
+/// pass. The error is the log line.
+fn origin_ok(state: &State, req: &ws::Request, stream: &Stream) -> Result<(), String> {
+    let cfg = &state.cfg;
+    let Some(origin) = ws::header(&req.headers, "origin") else {
+        return Ok(());
+    };
+    let peer_ip = stream.tcp().peer_addr().map(|p| p.ip()).ok();
+    let trusted = peer_ip.is_some_and(|ip| cfg.trusted_proxies.iter().any(|r| r.contains_ip(ip)));
+    let h = |name| ws::header(&req.headers, name);
+    let seen = crate::origin::Seen {
+        origin,
+        host: h("host"),
+        forwarded_host: h("x-forwarded-host").filter(|_| trusted),
+        forwarded_proto: h("x-forwarded-proto").filter(|_| trusted),
+        tls: !matches!(stream, Stream::Plain(_)),
+    };
+    let rule = crate::origin::Rule {
+        listed: &cfg.origins,
+        web: cfg.web.is_some() || cfg.console,
+        names: &cfg.server_names,
+    };
+    // With --host-token the page's origin holds the token: do not log it.
+    crate::origin::allowed(&seen, &rule).map_err(|log| match cfg.host_token {
+        true => "origin not allowed".into(),
+        false => log,
+    })
+}
+
+/// Answer a request for the console (`console`): its files, or the check, which routes the
+/// path as a tunnel request would and looks its target up, but dials nothing. Pages from
+/// another origin get 403 unless the origin rule lets them in, and then the CORS header.
+fn console_answer(
+    state: &State,
+    req: &ws::Request,
+    stream: &mut Stream,
+) -> std::io::Result<web::Served> {
+    let allowed = origin_ok(state, req, stream);
+    let cors = match (ws::header(&req.headers, "origin"), &allowed) {
+        (Some(o), Ok(())) => format!("Access-Control-Allow-Origin: {o}\r\nVary: Origin\r\n"),
+        _ => "Vary: Origin\r\n".into(),
+    };
+    web::respond(req, stream, |req| {
+        let mut reply = match crate::console::ask(&req.target) {
+            _ if allowed.is_err() => web::Reply::error(403, "origin not allowed"),
+            crate::console::Ask::Check(path) => crate::console::verdict(&check(state, req, path)),
+            ask => crate::console::reply(ask),
+        };
+        reply.extra = format!("{}{}{cors}", reply.extra, crate::console::CSP);
+        reply
+    })
+}
+
+/// Would a tunnel request on `path` (with this request's headers) be allowed? Else the status
+/// it would get and why, in words.
+fn check(state: &State, req: &ws::Request, path: String) -> Result<(), (u16, String)> {
+    let probe = ws::Request {
+        method: "GET".into(),
+        target: path,
+        version: req.version,
+        headers: req.headers.clone(),
+    };
+    let way = match route(state, &probe) {
+        // With tokens, the log line may name the token's file: the body says enough.
+        Err((code, body, _)) if state.tokens.configured() => return Err((code, body)),
+        Err((code, _, log)) => return Err((code, log)),
+        Ok((way, _)) => way,
+    };
+    match way {
+        Way::Net(route) => {
+            let deadline = Instant::now() + state.cfg.connect_timeout;
+            addresses(state, &route, deadline).map(|_| ())
+        }
+        Way::Unix(..) => Ok(()),
     }
 }
 

@@ -71,7 +71,7 @@ pub fn reserved(target: &str) -> bool {
 }
 
 /// The path of a request target, without query or fragment.
-fn path_of(target: &str) -> &str {
+pub fn path_of(target: &str) -> &str {
     target.split(['?', '#']).next().unwrap_or("")
 }
 
@@ -115,7 +115,7 @@ pub fn resolve(target: &str, dotfiles: bool) -> Result<Resolved, u16> {
 }
 
 /// `%XX` decoded once; `None` for a `%` without two hex digits.
-fn decode(s: &str) -> Option<Vec<u8>> {
+pub fn decode(s: &str) -> Option<Vec<u8>> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -258,16 +258,16 @@ fn unix_secs(t: SystemTime) -> Option<u64> {
 }
 
 /// An answer about to be written.
-struct Reply {
-    status: u16,
-    ctype: &'static str,
+pub struct Reply {
+    pub status: u16,
+    pub ctype: &'static str,
     /// Extra header lines, each ending in CRLF.
-    extra: String,
-    body: Body,
-    note: &'static str,
+    pub extra: String,
+    pub body: Body,
+    pub note: &'static str,
 }
 
-enum Body {
+pub enum Body {
     Text(String),
     /// A file and the length its `fstat` gave.
     File(File, u64),
@@ -277,7 +277,7 @@ enum Body {
 
 impl Reply {
     /// A short text answer; the body is one line (a page's error), or `text` as it is (HTML).
-    fn text(status: u16, ctype: &'static str, text: String, note: &'static str) -> Reply {
+    pub fn text(status: u16, ctype: &'static str, text: String, note: &'static str) -> Reply {
         Reply {
             status,
             ctype,
@@ -287,7 +287,7 @@ impl Reply {
         }
     }
 
-    fn error(status: u16, note: &'static str) -> Reply {
+    pub fn error(status: u16, note: &'static str) -> Reply {
         Reply::text(
             status,
             "text/plain; charset=utf-8",
@@ -311,6 +311,7 @@ fn reason(status: u16) -> &'static str {
         301 => "Moved Permanently",
         304 => "Not Modified",
         400 => "Bad Request",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         _ => "Internal Server Error",
@@ -352,23 +353,7 @@ impl Web {
     /// Answer one GET or HEAD (anything else gets 405) on `out`; the caller has read its head,
     /// and reads the next request only if `keep_alive` says so.
     pub fn serve(&self, req: &Request, out: &mut impl Write) -> io::Result<Served> {
-        let head_only = req.method == "HEAD";
-        let mut keep = req.keep_alive();
-        let reply = if !matches!(req.method.as_str(), "GET" | "HEAD") {
-            let mut r = Reply::error(405, "method not allowed: GET and HEAD only");
-            r.extra = "Allow: GET, HEAD\r\n".into();
-            keep = false; // its body, if any, is unread
-            r
-        } else if has_body(req) {
-            // Its body would be read as the next request: refuse, and end the connection.
-            keep = false;
-            Reply::error(400, "a GET or HEAD request has no body")
-        } else {
-            self.answer(req)
-        };
-        // After a refusal of the path itself, nothing more from this client.
-        keep &= reply.status != 400;
-        write_reply(out, reply, keep, head_only)
+        respond(req, out, |r| self.answer(r))
     }
 
     /// The reply to a GET or HEAD.
@@ -504,8 +489,34 @@ impl Web {
     }
 }
 
+/// Answer one GET or HEAD with what `answer` makes of it (anything else gets 405, a request
+/// with a body 400) on `out`; the caller reads the next request only if `keep_alive` says so.
+pub fn respond(
+    req: &Request,
+    out: &mut impl Write,
+    answer: impl FnOnce(&Request) -> Reply,
+) -> io::Result<Served> {
+    let head_only = req.method == "HEAD";
+    let mut keep = req.keep_alive();
+    let reply = if !matches!(req.method.as_str(), "GET" | "HEAD") {
+        let mut r = Reply::error(405, "method not allowed: GET and HEAD only");
+        r.extra = "Allow: GET, HEAD\r\n".into();
+        keep = false; // its body, if any, is unread
+        r
+    } else if has_body(req) {
+        // Its body would be read as the next request: refuse, and end the connection.
+        keep = false;
+        Reply::error(400, "a GET or HEAD request has no body")
+    } else {
+        answer(req)
+    };
+    // After a refusal of the path itself, nothing more from this client.
+    keep &= reply.status != 400;
+    write_reply(out, reply, keep, head_only)
+}
+
 /// The query of a request target, if any.
-fn query(target: &str) -> Option<&str> {
+pub fn query(target: &str) -> Option<&str> {
     let q = target.split('#').next()?.split_once('?')?.1;
     Some(q)
 }

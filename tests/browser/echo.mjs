@@ -13,11 +13,9 @@
 // HTTP Basic challenges with them (Playwright's httpCredentials), as a user typing them into the
 // browser's prompt would. Prints one JSON line; exit 0 only when ok.
 
-import http from 'node:http';
-import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-import { parseArgs, launch, record, until, finish, watchdog } from './lib.mjs';
+import { parseArgs, launch, record, until, finish, watchdog, otherOrigin } from './lib.mjs';
 
 const USAGE = `usage: node echo.mjs PAGE_URL [--other-origin] [--expect echo|refused] [--resolve NAME[,NAME]]
        [--credentials USER:PASS] [--timeout SECONDS]\n`;
@@ -28,22 +26,6 @@ if (!['echo', 'refused'].includes(expect)) {
   process.exit(2);
 }
 const PAGES = path.join(path.dirname(fileURLToPath(import.meta.url)), 'pages');
-
-// A static server for PAGES on 127.0.0.1:0: the "other origin".
-function otherOrigin() {
-  const types = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript' };
-  const srv = http.createServer(async (req, res) => {
-    const name = path.basename(new URL(req.url, 'http://x').pathname);
-    try {
-      const body = await readFile(path.join(PAGES, name));
-      res.writeHead(200, { 'Content-Type': types[path.extname(name)] || 'application/octet-stream' });
-      res.end(body);
-    } catch {
-      res.writeHead(404).end();
-    }
-  });
-  return new Promise((resolve) => srv.listen(0, '127.0.0.1', () => resolve(srv)));
-}
 
 // Context options answering Basic challenges with USER:PASS (the first colon splits).
 function credentials(userPass) {
@@ -61,7 +43,7 @@ try {
   const under = new URL(opts._[0]);
   let page_url = under;
   if (opts['other-origin']) {
-    other = await otherOrigin();
+    other = await otherOrigin(PAGES);
     page_url = new URL(under.pathname + under.search, `http://127.0.0.1:${other.address().port}`);
     const ws = new URL(under.searchParams.get('path') || '/echo', under);
     ws.protocol = under.protocol === 'https:' ? 'wss:' : 'ws:';

@@ -4,6 +4,9 @@
 
 import { chromium } from 'playwright-core';
 import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import http from 'node:http';
+import path from 'node:path';
 
 export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 
@@ -109,4 +112,21 @@ export function xevKeys(file) {
     if (m) keys.push(m[1]);
   }
   return keys;
+}
+
+// A static server for the files in `dir` (by base name) on 127.0.0.1:PORT (0: any): a page's
+// "other origin".
+export function otherOrigin(dir, port = 0) {
+  const types = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript' };
+  const srv = http.createServer(async (req, res) => {
+    const name = path.basename(new URL(req.url, 'http://x').pathname);
+    try {
+      const body = await readFile(path.join(dir, name));
+      res.writeHead(200, { 'Content-Type': types[path.extname(name)] || 'application/octet-stream' });
+      res.end(body);
+    } catch {
+      res.writeHead(404).end();
+    }
+  });
+  return new Promise((resolve) => srv.listen(port, '127.0.0.1', () => resolve(srv)));
 }

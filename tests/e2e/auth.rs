@@ -570,6 +570,51 @@ fn curl_with_and_without_a_client_certificate() {
     eventually("alice's tunnel", || target.accepted() == 1);
 }
 
+/// `--console` (branch console): its page and check pass the same client certificate gate.
+#[test]
+fn the_console_needs_an_accepted_client_certificate_too() {
+    let certs_dir = TempDir::new("auth-console-certs");
+    let cc = client_certs(&certs_dir);
+    let target = closing_target();
+    let args = [
+        "--console",
+        "--verify-client",
+        "--cafile",
+        &cc.ca,
+        "--client-cn",
+        "alice",
+    ];
+    let TlsServer {
+        srv,
+        certs,
+        dir: _dir,
+    } = tls_server(&target.arg(), &args);
+    for path in ["/", "/_wssh/check?path=%2F"] {
+        let url = srv.url("https", path);
+        let with = |(cert, key): &(String, String)| {
+            curl(&["--cacert", &certs.ca, "--cert", cert, "--key", key, &url])
+        };
+        let (_, out, err) = with(&cc.alice);
+        assert!(out.starts_with("HTTP/1.1 200 OK"), "{path}: {out}{err}");
+        let (_, out, err) = with(&cc.mallory);
+        assert!(
+            out.starts_with("HTTP/1.1 403 Forbidden"),
+            "{path}: {out}{err}"
+        );
+    }
+    let (_, out, _) = curl(&[
+        "--cacert",
+        &certs.ca,
+        "--cert",
+        &cc.alice.0,
+        "--key",
+        &cc.alice.1,
+        &srv.url("https", "/_wssh/check?path=%2F"),
+    ]);
+    assert!(out.ends_with("{\"allowed\":true}\n"), "{out}");
+    assert_eq!(target.accepted(), 0, "the check dialled the target");
+}
+
 #[test]
 fn verify_client_without_cn_list_forward_and_connect_present_certificates() {
     let certs_dir = TempDir::new("auth-forward-certs");

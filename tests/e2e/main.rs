@@ -2,6 +2,7 @@
 
 mod auth;
 mod browser;
+mod console;
 mod daemon;
 mod ends;
 mod handed;

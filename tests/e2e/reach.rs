@@ -22,7 +22,7 @@ fn subst(text: String, from: &str, to: &str) -> String {
     text.replace(from, to)
 }
 
-fn wait_port(port: u16) {
+pub fn wait_port(port: u16) {
     eventually("the port to accept", || {
         TcpStream::connect(("127.0.0.1", port)).is_ok()
     });

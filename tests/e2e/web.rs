@@ -126,20 +126,20 @@ fn escapes(site: &Site) -> Vec<(String, u16)> {
 }
 
 #[derive(Debug)]
-struct Resp {
-    status: u16,
-    head: String,
-    body: Vec<u8>,
+pub struct Resp {
+    pub status: u16,
+    pub head: String,
+    pub body: Vec<u8>,
 }
 
 impl Resp {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub fn header(&self, name: &str) -> Option<&str> {
         self.head.lines().find_map(|l| {
             let (n, v) = l.split_once(':')?;
             n.eq_ignore_ascii_case(name).then(|| v.trim())
         })
     }
-    fn text(&self) -> String {
+    pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 }
@@ -173,7 +173,7 @@ fn read_resp(s: &mut TcpStream, head_only: bool) -> Resp {
 }
 
 /// One request on a connection of its own (`Connection: close`); `extra`: header lines.
-fn request(addr: SocketAddr, method: &str, target: &str, extra: &str) -> Resp {
+pub fn request(addr: SocketAddr, method: &str, target: &str, extra: &str) -> Resp {
     let mut s = connect(addr);
     let req =
         format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\n{extra}Connection: close\r\n\r\n");
@@ -181,7 +181,7 @@ fn request(addr: SocketAddr, method: &str, target: &str, extra: &str) -> Resp {
     read_resp(&mut s, method == "HEAD")
 }
 
-fn get(addr: SocketAddr, target: &str) -> Resp {
+pub fn get(addr: SocketAddr, target: &str) -> Resp {
     request(addr, "GET", target, "")
 }
 
@@ -580,14 +580,14 @@ fn kept_alive_connections_stay_pending_with_a_deadline_per_request() {
     assert_eq!(again(&mut c, "/vnc.html").status, 200);
 }
 
-fn upgrade(addr: SocketAddr, path: &str, headers: &str) -> String {
+pub fn upgrade(addr: SocketAddr, path: &str, headers: &str) -> String {
     let mut s = connect(addr);
     let req = format!("GET {path} HTTP/1.1\r\n{headers}{UPGRADE}\r\n");
     s.write_all(req.as_bytes()).unwrap();
     read_head(&mut s)
 }
 
-fn status(head: &str) -> u16 {
+pub fn status(head: &str) -> u16 {
     head.split(' ')
         .nth(1)
         .and_then(|c| c.parse().ok())
@@ -781,7 +781,10 @@ fn web_flags_are_checked_at_start() {
         ),
         (vec!["--web", file], "not a directory"),
         (vec!["--web-listings"], "need --web DIR"),
-        (vec!["--server-name", "vnc.test"], "need --web DIR"),
+        (
+            vec!["--server-name", "vnc.test"],
+            "needs --web DIR or --console",
+        ),
         (
             vec!["--web", &root, "--server-name", "a b"],
             "not a host name",
