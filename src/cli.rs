@@ -123,6 +123,8 @@ pub struct ServerConfig {
     pub pid_file: Option<PathBuf>,
     /// `--log-file`: absolute; stderr goes there once bound, reopened on SIGHUP.
     pub log_file: Option<PathBuf>,
+    /// `--metrics`: where to serve Prometheus' text format.
+    pub metrics: Option<SocketAddr>,
 }
 
 fn usage(msg: impl std::fmt::Display) -> Error {
@@ -539,6 +541,13 @@ fn server(mut args: Arguments, program: Option<Vec<OsString>>) -> Result<Command
     let daemon = args.contains(["-D", "--daemon"]);
     let pid_file: Option<PathBuf> = args.opt_value_from_str("--pid-file").map_err(usage)?;
     let log_file: Option<PathBuf> = args.opt_value_from_str("--log-file").map_err(usage)?;
+    let metrics: Option<String> = args.opt_value_from_str("--metrics").map_err(usage)?;
+    let metrics = metrics
+        .map(|m| {
+            crate::metrics::parse_addr(&m)
+                .ok_or_else(|| usage(format!("--metrics {m:?}: not a port or an address")))
+        })
+        .transpose()?;
     let host_token = args.contains("--host-token");
     let tokens_once = args.contains("--tokens-read-once");
     let token_file: Option<PathBuf> = args.opt_value_from_str("--tokens").map_err(usage)?;
@@ -770,6 +779,7 @@ fn server(mut args: Arguments, program: Option<Vec<OsString>>) -> Result<Command
         daemon,
         pid_file,
         log_file,
+        metrics,
     };
     Ok(Command::Server(Box::new(cfg), level))
 }

@@ -139,6 +139,8 @@ Options:
                          connections have finished (a signal still cuts them)
   --idle-timeout S       exit once no connection (tunnel, page or handshake) has been open
                          for S seconds, counted from the start or the last one's end
+  --metrics ADDR         serve Prometheus metrics on GET /metrics at ADDR, a listener of
+                         its own: PORT (on 127.0.0.1) or HOST:PORT (see the README)
   -v, -vv, -q            debug, trace, or errors only [default: info]
   -h, --help             this text
 

@@ -19,6 +19,8 @@
 //!   and an optional observer of the bytes at the local socket;
 //! - `daemon`: `-D/--daemon` (detach after the bind) and `--pid-file`;
 //! - `logfile`: `--log-file`, stderr to a file, reopened on SIGHUP;
+//! - `metrics`: `--metrics`, the server's counters and histograms (atomics) and the listener
+//!   that serves them in Prometheus' text format;
 //! - `listen`: the accept loop, signals and shutdown of the listening modes;
 //! - `proxy`: outgoing TCP (name lookup and connect within one deadline), direct or through an
 //!   HTTP proxy (CONNECT), and which proxy applies;
@@ -52,6 +54,7 @@ pub mod forward;
 pub mod help;
 pub mod listen;
 pub mod logfile;
+pub mod metrics;
 pub mod origin;
 pub mod policy;
 pub mod proxy;

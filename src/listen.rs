@@ -236,6 +236,7 @@ impl Hub {
         }
         if let Some(p) = c.pending.remove(&id) {
             decrement(&mut c.pending_by_ip, p.key);
+            crate::metrics::set_handshaking(c.pending.len());
         }
         let l = &self.limits;
         if c.tunnels >= l.max_tunnels {
@@ -279,6 +280,7 @@ impl Hub {
         let mut c = lock(&self.counts);
         let from_here = c.pending_by_ip.get(&key).copied().unwrap_or(0);
         if !exempt && l.pending_per_ip > 0 && from_here >= l.pending_per_ip {
+            crate::metrics::refused(0, crate::metrics::Why::Pending);
             return Err(format!(
                 "over --max-pending-per-ip {} from {key}",
                 l.pending_per_ip
@@ -310,6 +312,7 @@ impl Hub {
             },
         );
         *c.pending_by_ip.entry(key).or_default() += 1;
+        crate::metrics::set_handshaking(c.pending.len());
         Ok(())
     }
 
@@ -367,6 +370,7 @@ impl Hub {
         c.cut.remove(&id);
         if let Some(p) = c.pending.remove(&id) {
             decrement(&mut c.pending_by_ip, p.key);
+            crate::metrics::set_handshaking(c.pending.len());
         }
     }
 }
@@ -377,6 +381,8 @@ fn cut(c: &mut Counts, id: u64, why: &'static str) {
         let _ = p.sock.shutdown(Shutdown::Both);
         decrement(&mut c.pending_by_ip, p.key);
         c.cut.insert(id, why);
+        crate::metrics::set_handshaking(c.pending.len());
+        crate::metrics::refused(0, crate::metrics::Why::Pending);
     }
 }
 

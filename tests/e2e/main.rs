@@ -8,6 +8,7 @@ mod handed;
 mod interop;
 mod limits;
 mod logfile;
+mod metrics;
 mod pitfalls;
 mod reach;
 mod record;
