@@ -8,8 +8,8 @@
 
 use crate::error::Error;
 use crate::help::{
-    fill, CLIENT_HELP, CONNECT_HELP, FORWARD_HELP, HASH_PASSWORD_HELP, MAIN_HELP, SERVER_HELP,
-    WEBSOCKIFY_HELP,
+    fill, CLIENT_HELP, CONNECT_HELP, FORWARD_HELP, HASH_PASSWORD_HELP, MAIN_HELP, PROBE_HELP,
+    SERVER_HELP, WEBSOCKIFY_HELP,
 };
 use crate::policy::{parse_hosts, Policy, Rule, Target};
 use crate::proxy::{Proxies, ProxyUrl};
@@ -28,6 +28,7 @@ use std::time::Duration;
 /// What to run.
 pub enum Command {
     Client(ClientConfig, LevelFilter),
+    Probe(Box<crate::probe::ProbeConfig>, LevelFilter),
     Server(Box<ServerConfig>, LevelFilter),
     Connect(ListenConfig, LevelFilter),
     Forward(ListenConfig, LevelFilter),
@@ -289,6 +290,7 @@ pub fn parse(mut raw: Vec<OsString>) -> Result<Command, Error> {
     let wants_help = args.contains(["-h", "--help"]);
     let help_for = |topic: &str| match topic {
         "client" => Some(fill(CLIENT_HELP)),
+        "probe" => Some(fill(PROBE_HELP)),
         "server" => Some(SERVER_HELP.to_string()),
         "connect" => Some(fill(CONNECT_HELP)),
         "forward" => Some(fill(FORWARD_HELP)),
@@ -304,6 +306,7 @@ pub fn parse(mut raw: Vec<OsString>) -> Result<Command, Error> {
     }
     match sub.as_deref() {
         Some("client") => client(args),
+        Some("probe") => probe(args),
         Some("server") => server(args, program),
         Some("connect") => listener(args, true),
         Some("forward") => listener(args, false),
@@ -384,17 +387,24 @@ impl DialerArgs {
         let password = self.password(url, &mut warnings)?;
         let from_env = |names| {
             env(names)
-                .map(|(n, v)| ProxyUrl::parse(&v).map_err(|e| usage(format!("{n}: {e}"))))
+                .map(|(n, v)| {
+                    let p = ProxyUrl::parse(&v).map_err(|e| usage(format!("{n}: {e}")));
+                    p.map(|p| (p, n))
+                })
                 .transpose()
         };
+        let https = from_env(&["https_proxy", "HTTPS_PROXY"])?;
+        let http = from_env(&["http_proxy"])?;
         let proxies = Proxies {
             explicit: self
                 .proxy
                 .as_deref()
                 .map(|p| ProxyUrl::parse(p).map_err(usage))
                 .transpose()?,
-            https: from_env(&["https_proxy", "HTTPS_PROXY"])?,
-            http: from_env(&["http_proxy"])?,
+            https_var: https.as_ref().map_or("", |h| h.1),
+            http_var: http.as_ref().map_or("", |h| h.1),
+            https: https.map(|h| h.0),
+            http: http.map(|h| h.0),
             no_proxy: env(&["no_proxy", "NO_PROXY"])
                 .map_or(vec![], |(_, v)| v.split(',').map(String::from).collect()),
         };
@@ -475,6 +485,29 @@ fn client(mut args: Arguments) -> Result<Command, Error> {
     let url = url::parse(&raw).map_err(usage)?;
     let dialer = dialer.build(&url)?;
     Ok(Command::Client(ClientConfig { url, dialer }, level))
+}
+
+fn probe(mut args: Arguments) -> Result<Command, Error> {
+    let level = level(&mut args, LevelFilter::Error);
+    let json = args.contains("--json");
+    let idle = some_seconds(&mut args, "--idle")?;
+    let dialer = DialerArgs::take(&mut args)?;
+    let raw = url_arg(&mut args)?;
+    finish(args)?;
+    let url = url::parse(&raw).map_err(usage)?;
+    let (ca, insecure) = (dialer.ca.clone(), dialer.insecure);
+    let identity = dialer.cert.clone().zip(dialer.key.clone());
+    let dialer = dialer.build(&url)?;
+    let cfg = crate::probe::ProbeConfig {
+        url,
+        dialer,
+        ca,
+        identity,
+        insecure,
+        json,
+        idle,
+    };
+    Ok(Command::Probe(Box::new(cfg), level))
 }
 
 fn listener(mut args: Arguments, connect: bool) -> Result<Command, Error> {

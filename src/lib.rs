@@ -6,6 +6,9 @@
 //! - `forward`: `wssh connect` (local CONNECT proxy) and `wssh forward` (local port forward);
 //! - `client`: `wssh client URL`, stdin/stdout to a WebSocket (the ProxyCommand), and the
 //!   opening of a tunnel that every client-side mode uses;
+//! - `probe`: `wssh probe URL`, the path to a server walked one step at a time (DNS, TCP, the
+//!   proxy, TLS and its certificates, the upgrade, the target, pings, silence), each reported
+//!   (`probe::report`: human lines or JSON);
 //! - `server`: `wssh server`, sniff TLS, read requests (pages on the way), upgrade, route, dial;
 //! - `wrap`: `wssh server -- PROGRAM`, the program behind the server: its process group,
 //!   its guard, its end (`--wrap-mode`), and the port it may be given;
@@ -57,6 +60,7 @@ pub mod logfile;
 pub mod metrics;
 pub mod origin;
 pub mod policy;
+pub mod probe;
 pub mod proxy;
 pub mod pump;
 pub mod record;

@@ -316,10 +316,17 @@ fn handshake(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Optio
         },
         Way::Unix(..) => Vec::new(),
     };
-    ws::accept(&mut stream, &accept_key, proto).map_err(|e| Error::io("answer", e))?;
+    // `wssh probe --idle` asks for a silent tunnel, to find how long the path tolerates one:
+    // no pings from us (the client's own pings, if any, still keep it alive).
+    let quiet = ws::header(&req.headers, crate::probe::QUIET_HEADER) == Some(crate::probe::QUIET);
+    let (ping, extra) = match quiet {
+        true => (None, "X-Wssh-Probe: quiet\r\n"),
+        false => (cfg.ping, ""),
+    };
+    ws::accept(&mut stream, &accept_key, proto, extra).map_err(|e| Error::io("answer", e))?;
     crate::metrics::handshake_done(start.elapsed());
     let websocket = crate::pump::websocket(stream, rest, Role::Server);
-    let tunnel = Shared::new(websocket, cfg.ping, proto.encoding()).map_err(setup)?;
+    let tunnel = Shared::new(websocket, ping, proto.encoding()).map_err(setup)?;
 
     let target_name = way.to_string();
     let dialled = dial(&way, &addrs, deadline).and_then(|local| {
