@@ -492,17 +492,26 @@ mod tests {
         assert_eq!(set.for_url(&url("wss://gw/")).map(|p| p.port), Some(1));
         assert_eq!(set.for_url(&url("ws://gw/")).map(|p| p.port), Some(2));
         assert_eq!(set.for_url(&url("wss://a.internal/")), None);
-        assert_eq!(set.why(&url("wss://gw/")), "through proxy s:1 (from HTTPS_PROXY)");
+        assert_eq!(
+            set.why(&url("wss://gw/")),
+            "through proxy s:1 (from HTTPS_PROXY)"
+        );
         assert_eq!(
             set.why(&url("ws://a.internal/")),
             "direct: no_proxy covers a.internal (else http_proxy would give h:2)"
         );
-        assert_eq!(Proxies::default().why(&url("ws://gw/")), "direct: no proxy is set");
+        assert_eq!(
+            Proxies::default().why(&url("ws://gw/")),
+            "direct: no proxy is set"
+        );
         let set = Proxies {
             explicit: p("x:3"),
             ..set
         };
         assert_eq!(set.for_url(&url("ws://gw/")).map(|p| p.port), Some(3));
-        assert_eq!(set.why(&url("ws://gw/")), "through proxy x:3 (from --proxy)");
+        assert_eq!(
+            set.why(&url("ws://gw/")),
+            "through proxy x:3 (from --proxy)"
+        );
     }
 }

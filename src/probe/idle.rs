@@ -13,7 +13,7 @@ pub fn suggest(cut: Duration) -> u64 {
     (cut.as_secs() / 2).max(1)
 }
 
-pub fn step(ws: &mut WebSocket<Stream>, idle: Duration, quiet: bool) -> Result<((), Option<Step>), Step> {
+pub fn step(ws: &mut WebSocket<Stream>, idle: Duration, quiet: bool) -> super::Outcome<()> {
     let t = Instant::now();
     let end = t + idle;
     let mut pinged = 0;
@@ -26,12 +26,17 @@ pub fn step(ws: &mut WebSocket<Stream>, idle: Duration, quiet: bool) -> Result<(
         match ws.read() {
             Ok(Message::Ping(_)) => pinged += 1,
             Ok(Message::Close(f)) => {
-                let why = f.map_or("1005".into(), |f| format!("{} {}", u16::from(f.code), f.reason));
+                let why = f.map_or("1005".into(), |f| {
+                    format!("{} {}", u16::from(f.code), f.reason)
+                });
                 break Some(format!("closed by the server ({why})"));
             }
             Ok(_) => {}
             Err(tungstenite::Error::Io(e))
-                if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) => {}
             Err(e) => break Some(format!("{e}")),
         }
     };
@@ -59,7 +64,10 @@ pub fn step(ws: &mut WebSocket<Stream>, idle: Duration, quiet: bool) -> Result<(
                 false => Verdict::Warn,
             };
             let detail = format!("no cut in {:.0} s of silence", idle.as_secs_f64());
-            Ok(((), Some(Step::new("idle", verdict, Some(t), detail).lines(vec![quiet_note]))))
+            Ok((
+                (),
+                Some(Step::new("idle", verdict, Some(t), detail).lines(vec![quiet_note])),
+            ))
         }
     }
 }
@@ -69,7 +77,11 @@ mod tests {
     #[test]
     fn suggested_ping_is_under_the_cut() {
         for (cut, ping) in [(3, 1), (1, 1), (60, 30), (350, 175), (0, 1)] {
-            assert_eq!(super::suggest(std::time::Duration::from_secs(cut)), ping, "{cut}");
+            assert_eq!(
+                super::suggest(std::time::Duration::from_secs(cut)),
+                ping,
+                "{cut}"
+            );
         }
     }
 }

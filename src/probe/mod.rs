@@ -44,15 +44,27 @@ pub struct ProbeConfig {
 
 /// Walk the path, print each step; the exit code (0: every step passed).
 pub fn run(cfg: ProbeConfig) -> i32 {
-    let mut secrets: Vec<String> = cfg.dialer.headers.iter().map(|h| {
-        h.split_once(':').map_or(h.as_str(), |(_, v)| v).trim().to_string()
-    }).collect();
+    let mut secrets: Vec<String> = cfg
+        .dialer
+        .headers
+        .iter()
+        .map(|h| {
+            h.split_once(':')
+                .map_or(h.as_str(), |(_, v)| v)
+                .trim()
+                .to_string()
+        })
+        .collect();
     secrets.extend(cfg.dialer.password.clone());
     secrets.extend(cfg.url.userinfo.iter().flat_map(|u| {
         let pass = u.split_once(':').map(|(_, p)| p.to_string());
         pass.into_iter().chain([u.clone()])
     }));
-    for p in [&cfg.dialer.proxies.explicit, &cfg.dialer.proxies.https, &cfg.dialer.proxies.http] {
+    for p in [
+        &cfg.dialer.proxies.explicit,
+        &cfg.dialer.proxies.https,
+        &cfg.dialer.proxies.http,
+    ] {
         if let Some(a) = p.as_ref().and_then(|p| p.auth.as_ref()) {
             secrets.push(a.clone());
             secrets.extend(a.split_once(':').map(|(_, pw)| pw.to_string()));
@@ -92,7 +104,10 @@ fn walk(cfg: &ProbeConfig, r: &mut Report) -> Option<()> {
         None => (url.host.clone(), url.port),
     };
     let addrs = check(r, dns(&host, port, d.connect_timeout))?;
-    let mut tcp = check(r, connect(&addrs, &host, port, proxy.is_some(), d.connect_timeout))?;
+    let mut tcp = check(
+        r,
+        connect(&addrs, &host, port, proxy.is_some(), d.connect_timeout),
+    )?;
     let setup = |e: io::Error| Step::new("tcp", Verdict::Fail, None, format!("socket set-up: {e}"));
     let timeouts = tcp
         .set_read_timeout(Some(d.connect_timeout))
@@ -117,9 +132,12 @@ fn walk(cfg: &ProbeConfig, r: &mut Report) -> Option<()> {
     Some(())
 }
 
+/// A step's outcome: a value to go on with and the step to print (if any), or the failed step.
+type Outcome<T> = Result<(T, Option<Step>), Step>;
+
 /// Report a step's outcome: `Ok((value, step))` passes it on, `Err(step)` ends the walk. A
 /// step given as `None` is not printed (already said, or nothing to say).
-fn check<T>(r: &mut Report, outcome: Result<(T, Option<Step>), Step>) -> Option<T> {
+fn check<T>(r: &mut Report, outcome: Outcome<T>) -> Option<T> {
     match outcome {
         Ok((v, step)) => {
             if let Some(s) = step {
@@ -136,11 +154,11 @@ fn check<T>(r: &mut Report, outcome: Result<(T, Option<Step>), Step>) -> Option<
 
 /// An I/O result as a step's outcome: nothing to print when it worked.
 trait OrStep<T> {
-    fn or_step(self, f: impl FnOnce(io::Error) -> Step) -> Result<(T, Option<Step>), Step>;
+    fn or_step(self, f: impl FnOnce(io::Error) -> Step) -> Outcome<T>;
 }
 
 impl<T> OrStep<T> for io::Result<T> {
-    fn or_step(self, f: impl FnOnce(io::Error) -> Step) -> Result<(T, Option<Step>), Step> {
+    fn or_step(self, f: impl FnOnce(io::Error) -> Step) -> Outcome<T> {
         match self {
             Ok(v) => Ok((v, None)),
             Err(e) => Err(f(e)),
@@ -149,24 +167,36 @@ impl<T> OrStep<T> for io::Result<T> {
 }
 
 /// The addresses of `host`, IPv4 and IPv6 apart; the resolver's answers told apart.
-fn dns(host: &str, port: u16, timeout: Duration) -> Result<(Vec<SocketAddr>, Option<Step>), Step> {
+fn dns(host: &str, port: u16, timeout: Duration) -> Outcome<Vec<SocketAddr>> {
     let t = Instant::now();
     if host.parse::<std::net::IpAddr>().is_ok() {
         let a = proxy::resolve(host, port, t + timeout).unwrap_or_default();
-        let step = Step::new("dns", Verdict::Pass, Some(t), format!("{host} is an address: no lookup"));
+        let step = Step::new(
+            "dns",
+            Verdict::Pass,
+            Some(t),
+            format!("{host} is an address: no lookup"),
+        );
         return Ok((a, Some(step)));
     }
     match proxy::resolve(host, port, t + timeout) {
         Ok(addrs) => {
             let list = |v6: bool| {
-                let a: Vec<String> = addrs.iter().filter(|a| a.is_ipv6() == v6).map(|a| a.ip().to_string()).collect();
+                let a: Vec<String> = addrs
+                    .iter()
+                    .filter(|a| a.is_ipv6() == v6)
+                    .map(|a| a.ip().to_string())
+                    .collect();
                 match a.is_empty() {
                     true => "none".to_string(),
                     false => a.join(" "),
                 }
             };
             let detail = format!("{host}: IPv4 {}; IPv6 {}", list(false), list(true));
-            Ok((addrs, Some(Step::new("dns", Verdict::Pass, Some(t), detail))))
+            Ok((
+                addrs,
+                Some(Step::new("dns", Verdict::Pass, Some(t), detail)),
+            ))
         }
         Err(e) => {
             let msg = e.to_string();
@@ -174,10 +204,17 @@ fn dns(host: &str, port: u16, timeout: Duration) -> Result<(Vec<SocketAddr>, Opt
                 ("no answer in time", "the resolver did not answer: check /etc/resolv.conf, the network, or a VPN's DNS")
             } else if msg.contains("Temporary failure") || msg.contains("try again") {
                 ("no answer from the resolver (temporary failure): this machine may have no working DNS", "check the network and /etc/resolv.conf; try again")
-            } else if msg.contains("not known") || msg.contains("No address") || msg.contains("no address") || msg.contains("nodename nor servname") {
+            } else if msg.contains("not known")
+                || msg.contains("No address")
+                || msg.contains("no address")
+                || msg.contains("nodename nor servname")
+            {
                 ("no such name", "check the spelling of the host in the URL")
             } else {
-                ("lookup failed", "check the resolver's configuration (/etc/resolv.conf, nsswitch.conf)")
+                (
+                    "lookup failed",
+                    "check the resolver's configuration (/etc/resolv.conf, nsswitch.conf)",
+                )
             };
             let detail = format!("{host}: {what} ({msg})");
             Err(Step::new("dns", Verdict::Fail, Some(t), detail).hint(hint))
@@ -192,7 +229,7 @@ fn connect(
     port: u16,
     via_proxy: bool,
     timeout: Duration,
-) -> Result<(TcpStream, Option<Step>), Step> {
+) -> Outcome<TcpStream> {
     let t = Instant::now();
     let mut lines = Vec::new();
     let mut first = None;
@@ -218,17 +255,26 @@ fn connect(
     match first {
         Some((a, s)) => {
             let detail = format!("{what} at {a}");
-            Ok((s, Some(Step::new("tcp", Verdict::Pass, Some(t), detail).lines(lines))))
+            Ok((
+                s,
+                Some(Step::new("tcp", Verdict::Pass, Some(t), detail).lines(lines)),
+            ))
         }
         None => {
             let kind = last.map(|e| e.kind());
             let hint = match kind {
-                Some(io::ErrorKind::ConnectionRefused) => format!("nothing listens on port {port} at {host}: is {what} running, on this port?"),
-                Some(io::ErrorKind::TimedOut) => "no answer at all: a firewall drops the packets, or the host is down".into(),
+                Some(io::ErrorKind::ConnectionRefused) => format!(
+                    "nothing listens on port {port} at {host}: is {what} running, on this port?"
+                ),
+                Some(io::ErrorKind::TimedOut) => {
+                    "no answer at all: a firewall drops the packets, or the host is down".into()
+                }
                 _ => "no route to the host: check the network (and VPN)".into(),
             };
             let detail = format!("cannot connect to {what} ({host} port {port})");
-            Err(Step::new("tcp", Verdict::Fail, Some(t), detail).lines(lines).hint(hint))
+            Err(Step::new("tcp", Verdict::Fail, Some(t), detail)
+                .lines(lines)
+                .hint(hint))
         }
     }
 }
@@ -245,14 +291,17 @@ fn tcp_error(e: &io::Error) -> String {
 }
 
 /// CONNECT through the proxy, and its answer in full: status, the scheme it asks for.
-fn connect_step(tcp: &mut TcpStream, p: &ProxyUrl, authority: &str) -> Result<((), Option<Step>), Step> {
+fn connect_step(tcp: &mut TcpStream, p: &ProxyUrl, authority: &str) -> Outcome<()> {
     let t = Instant::now();
     let fail = |detail: String| Step::new("connect", Verdict::Fail, Some(t), detail);
     let (res, rest) = proxy::ask(tcp, p, authority).map_err(|e| fail(e.to_string()))?;
     let answered = format!("CONNECT {authority}: {} {}", res.code, res.reason);
     let hop = hop_headers(&res.headers);
     match proxy::judge(p, authority, &res, &rest) {
-        Ok(()) => Ok(((), Some(Step::new("connect", Verdict::Pass, Some(t), answered).lines(hop)))),
+        Ok(()) => Ok((
+            (),
+            Some(Step::new("connect", Verdict::Pass, Some(t), answered).lines(hop)),
+        )),
         Err(e) => {
             let asks = ["proxy-authenticate", "www-authenticate"]
                 .iter()
@@ -266,7 +315,7 @@ fn connect_step(tcp: &mut TcpStream, p: &ProxyUrl, authority: &str) -> Result<((
                 401 | 407 if p.auth.is_some() => "wrong credentials for the proxy: check the user and password in --proxy or https_proxy".to_string(),
                 401 | 407 => "the proxy needs credentials: --proxy http://USER:PASS@host:port (or in https_proxy)".to_string(),
                 403 => "the proxy refuses this destination (its allow-list, or the port: many allow only 443)".to_string(),
-                502 | 503 | 504 => "the proxy could not reach the server: a firewall beyond it, or the server is down".to_string(),
+                502..=504 => "the proxy could not reach the server: a firewall beyond it, or the server is down".to_string(),
                 _ => e.to_string(),
             };
             let credentials = match (res.code, p.auth.is_some()) {
@@ -281,7 +330,15 @@ fn connect_step(tcp: &mut TcpStream, p: &ProxyUrl, authority: &str) -> Result<((
 
 /// `Server`, `Via` and other headers that say who answered.
 fn hop_headers(headers: &[(String, String)]) -> Vec<String> {
-    const HOP: &[&str] = &["server", "via", "x-cache", "x-served-by", "cf-ray", "x-powered-by", "proxy-agent"];
+    const HOP: &[&str] = &[
+        "server",
+        "via",
+        "x-cache",
+        "x-served-by",
+        "cf-ray",
+        "x-powered-by",
+        "proxy-agent",
+    ];
     headers
         .iter()
         .filter(|(n, _)| HOP.contains(&n.as_str()))
@@ -291,7 +348,7 @@ fn hop_headers(headers: &[(String, String)]) -> Vec<String> {
 
 /// The upgrade request and the server's answer: 101 (with the subprotocol and whether it
 /// agreed to stay quiet), or what answered instead.
-fn upgrade(cfg: &ProbeConfig, s: &mut Stream) -> Result<((Vec<u8>, bool), Option<Step>), Step> {
+fn upgrade(cfg: &ProbeConfig, s: &mut Stream) -> Outcome<(Vec<u8>, bool)> {
     let t = Instant::now();
     let d = &cfg.dialer;
     let fail = |detail: String| Step::new("upgrade", Verdict::Fail, Some(t), detail);
@@ -315,7 +372,8 @@ fn upgrade(cfg: &ProbeConfig, s: &mut Stream) -> Result<((Vec<u8>, bool), Option
             if let Some(m) = crate::tls::client_cert_alert(&url.authority(), &msg) {
                 step = fail(m);
             } else if !url.tls && speaks_tls(cfg) {
-                step = fail(format!("{msg}: this port speaks TLS")).hint("use wss:// for this port");
+                step =
+                    fail(format!("{msg}: this port speaks TLS")).hint("use wss:// for this port");
             }
             return Err(step);
         }
@@ -342,7 +400,10 @@ fn upgrade(cfg: &ProbeConfig, s: &mut Stream) -> Result<((Vec<u8>, bool), Option
     let proto = ws::header(&up.res.headers, "sec-websocket-protocol").unwrap_or("none");
     let quiet = ws::header(&up.res.headers, QUIET_HEADER) == Some(QUIET);
     let detail = format!("101 {}; subprotocol {proto}", up.res.reason);
-    Ok(((up.rest, quiet), Some(Step::new("upgrade", Verdict::Pass, Some(t), detail).lines(hop))))
+    Ok((
+        (up.rest, quiet),
+        Some(Step::new("upgrade", Verdict::Pass, Some(t), detail).lines(hop)),
+    ))
 }
 
 /// Does the URL's port complete a TLS handshake (certificate not checked)? For a ws:// URL
@@ -364,7 +425,7 @@ fn speaks_tls(cfg: &ProbeConfig) -> bool {
 
 /// The target's first bytes (an SSH banner is named), or the server's close when it could not
 /// reach the target.
-fn target(ws: &mut WebSocket<Stream>) -> Result<((), Option<Step>), Step> {
+fn target(ws: &mut WebSocket<Stream>) -> Outcome<()> {
     let t = Instant::now();
     let _ = ws.get_ref().tcp().set_read_timeout(Some(TARGET_WAIT));
     let fail = |detail: String| Step::new("target", Verdict::Fail, Some(t), detail);
@@ -375,18 +436,31 @@ fn target(ws: &mut WebSocket<Stream>) -> Result<((), Option<Step>), Step> {
                 let detail = match b.starts_with(b"SSH-") {
                     true => {
                         let line = b.split(|c| *c == b'\n').next().unwrap_or(&b);
-                        format!("an SSH server: {}", printable(line, 200).trim_end_matches("\\r"))
+                        format!(
+                            "an SSH server: {}",
+                            printable(line, 200).trim_end_matches("\\r")
+                        )
                     }
                     false => format!("first bytes: {first}"),
                 };
-                return Ok(((), Some(Step::new("target", Verdict::Pass, Some(t), detail))));
+                return Ok((
+                    (),
+                    Some(Step::new("target", Verdict::Pass, Some(t), detail)),
+                ));
             }
             Ok(Message::Binary(_)) => {
-                let step = Step::new("target", Verdict::Pass, Some(t), "the target sent nothing and ended its side".into());
+                let step = Step::new(
+                    "target",
+                    Verdict::Pass,
+                    Some(t),
+                    "the target sent nothing and ended its side".into(),
+                );
                 return Ok(((), Some(step)));
             }
             Ok(Message::Close(f)) => {
-                let (code, why) = f.map_or((1005, String::new()), |f| (u16::from(f.code), f.reason.to_string()));
+                let (code, why) = f.map_or((1005, String::new()), |f| {
+                    (u16::from(f.code), f.reason.to_string())
+                });
                 let hint = match code {
                     1011 => "the server could not reach its target: check that the target runs, and the server's --target, --allow or --hosts",
                     1008 => "the server's policy closed the tunnel",
@@ -395,9 +469,17 @@ fn target(ws: &mut WebSocket<Stream>) -> Result<((), Option<Step>), Step> {
                 return Err(fail(format!("the server closed the tunnel: {code} {why}")).hint(hint));
             }
             Ok(_) => continue,
-            Err(tungstenite::Error::Io(e)) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 let detail = format!("no bytes and no close in {} s: the target is connected and waits for the client to speak first", TARGET_WAIT.as_secs());
-                return Ok(((), Some(Step::new("target", Verdict::Pass, Some(t), detail))));
+                return Ok((
+                    (),
+                    Some(Step::new("target", Verdict::Pass, Some(t), detail)),
+                ));
             }
             Err(e) => return Err(fail(format!("the connection ended: {e}"))),
         }
@@ -405,27 +487,44 @@ fn target(ws: &mut WebSocket<Stream>) -> Result<((), Option<Step>), Step> {
 }
 
 /// Round trips of `PINGS` pings: min, median, max.
-fn pings(ws: &mut WebSocket<Stream>) -> Result<((), Option<Step>), Step> {
+fn pings(ws: &mut WebSocket<Stream>) -> Outcome<()> {
     let t = Instant::now();
-    let _ = ws.get_ref().tcp().set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = ws
+        .get_ref()
+        .tcp()
+        .set_read_timeout(Some(Duration::from_secs(5)));
     let mut rtts = Vec::new();
     for i in 0..PINGS {
         let sent = Instant::now();
         let payload = vec![b'p', i as u8];
         if let Err(e) = ws.send(Message::Ping(payload.clone().into())) {
-            return Err(Step::new("ping", Verdict::Fail, Some(t), format!("sending a ping: {e}")));
+            return Err(Step::new(
+                "ping",
+                Verdict::Fail,
+                Some(t),
+                format!("sending a ping: {e}"),
+            ));
         }
         loop {
             match ws.read() {
                 Ok(Message::Pong(p)) if p[..] == payload[..] => break,
                 Ok(Message::Close(f)) => {
-                    let why = f.map_or(String::new(), |f| format!("{} {}", u16::from(f.code), f.reason));
-                    return Err(Step::new("ping", Verdict::Fail, Some(t), format!("the server closed the tunnel: {why}")));
+                    let why = f.map_or(String::new(), |f| {
+                        format!("{} {}", u16::from(f.code), f.reason)
+                    });
+                    return Err(Step::new(
+                        "ping",
+                        Verdict::Fail,
+                        Some(t),
+                        format!("the server closed the tunnel: {why}"),
+                    ));
                 }
                 Ok(_) => continue,
                 Err(e) => {
-                    return Err(Step::new("ping", Verdict::Fail, Some(t), format!("no pong: {e}"))
-                        .hint("something on the path does not pass WebSocket control frames"));
+                    return Err(
+                        Step::new("ping", Verdict::Fail, Some(t), format!("no pong: {e}"))
+                            .hint("something on the path does not pass WebSocket control frames"),
+                    );
                 }
             }
         }

@@ -45,7 +45,12 @@ pub struct Step {
 }
 
 impl Step {
-    pub fn new(name: &'static str, verdict: Verdict, since: Option<Instant>, detail: String) -> Step {
+    pub fn new(
+        name: &'static str,
+        verdict: Verdict,
+        since: Option<Instant>,
+        detail: String,
+    ) -> Step {
         Step {
             name,
             verdict,
@@ -92,7 +97,13 @@ impl Report {
 /// `pass  dns        0.4 ms  localhost: 127.0.0.1, ::1`, then indented lines and the hint.
 pub fn human(s: &Step) -> String {
     let ms = s.ms.map_or(String::new(), |ms| format!("{ms:.1} ms"));
-    let mut out = format!("{:<5} {:<8} {:>9}  {}\n", s.verdict.word(), s.name, ms, s.detail);
+    let mut out = format!(
+        "{:<5} {:<8} {:>9}  {}\n",
+        s.verdict.word(),
+        s.name,
+        ms,
+        s.detail
+    );
     for l in &s.lines {
         out += &format!("{:27}{l}\n", "");
     }

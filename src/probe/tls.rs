@@ -14,7 +14,14 @@ use std::time::Instant;
 /// name kept for private networks.
 pub fn public_name(host: &str) -> bool {
     const PRIVATE: &[&str] = &[
-        ".local", ".lan", ".internal", ".home.arpa", ".corp", ".intranet", ".localhost", ".test",
+        ".local",
+        ".lan",
+        ".internal",
+        ".home.arpa",
+        ".corp",
+        ".intranet",
+        ".localhost",
+        ".test",
     ];
     let h = host.to_ascii_lowercase();
     h.parse::<std::net::IpAddr>().is_err()
@@ -87,22 +94,33 @@ pub fn step(cfg: &ProbeConfig, tcp: TcpStream) -> Result<(Stream, Step), Step> {
     let v = ssl.verify_result();
     let summary = format!("{} {cipher}", ssl.version_str());
     if v.as_raw() == 0 {
-        let mut step = Step::new("tls", Verdict::Pass, Some(t), format!("{summary}, certificate verified for {host}"));
+        let mut step = Step::new(
+            "tls",
+            Verdict::Pass,
+            Some(t),
+            format!("{summary}, certificate verified for {host}"),
+        );
         if !cfg.ca.is_empty() && public_name(host) && !system_trusts(&s) {
             step.verdict = Verdict::Warn;
-            step.detail += &format!(
-                "; issued by a private CA (--ca) for a public name: looks like a TLS-inspecting proxy"
+            step.detail +=
+                "; issued by a private CA (--ca) for a public name: looks like a TLS-inspecting proxy";
+            step = step.hint(
+                "if this is not your organisation's inspecting proxy, someone reads this traffic",
             );
-            step = step.hint("if this is not your organisation's inspecting proxy, someone reads this traffic");
         }
         return Ok((Stream::Ssl(Box::new(s)), step.lines(lines)));
     }
     let (phrase, hint) = reason(v.as_raw());
     let detail = format!("{summary}, certificate {phrase} ({})", v.error_string());
     if cfg.insecure {
-        let step = Step::new("tls", Verdict::Warn, Some(t), format!("{detail}; not verified (--insecure)"))
-            .lines(lines)
-            .hint("anyone on the path can read and change this tunnel");
+        let step = Step::new(
+            "tls",
+            Verdict::Warn,
+            Some(t),
+            format!("{detail}; not verified (--insecure)"),
+        )
+        .lines(lines)
+        .hint("anyone on the path can read and change this tunnel");
         return Ok((Stream::Ssl(Box::new(s)), step));
     }
     let mut step = fail(detail).lines(lines).hint(hint);
@@ -118,11 +136,23 @@ pub fn step(cfg: &ProbeConfig, tcp: TcpStream) -> Result<(Stream, Step), Step> {
 #[cfg(all(unix, not(target_vendor = "apple")))]
 fn reason(code: i32) -> (&'static str, &'static str) {
     match code {
-        62 | 64 => ("name mismatch", "the certificate does not cover the name in the URL: use a name it lists"),
+        62 | 64 => (
+            "name mismatch",
+            "the certificate does not cover the name in the URL: use a name it lists",
+        ),
         10 => ("expired", "the server's certificate has expired: renew it"),
-        9 => ("not yet valid", "check this machine's clock, or the certificate's start date"),
-        18 => ("self-signed", "give the certificate itself with --ca FILE if you trust it"),
-        2 | 19 | 20 | 21 => ("issuer unknown", "a private CA: give its certificate with --ca FILE"),
+        9 => (
+            "not yet valid",
+            "check this machine's clock, or the certificate's start date",
+        ),
+        18 => (
+            "self-signed",
+            "give the certificate itself with --ca FILE if you trust it",
+        ),
+        2 | 19 | 20 | 21 => (
+            "issuer unknown",
+            "a private CA: give its certificate with --ca FILE",
+        ),
         _ => ("not verified", "see the reason in brackets"),
     }
 }
@@ -208,11 +238,24 @@ fn names(c: &openssl::x509::X509Ref) -> Vec<String> {
 pub fn step(cfg: &ProbeConfig, tcp: TcpStream) -> Result<(Stream, Step), Step> {
     let t = Instant::now();
     let Some(c) = &cfg.dialer.tls else {
-        return Err(Step::new("tls", Verdict::Fail, Some(t), "no TLS connector".into()));
+        return Err(Step::new(
+            "tls",
+            Verdict::Fail,
+            Some(t),
+            "no TLS connector".into(),
+        ));
     };
     let plain = "(this platform's TLS library gives no protocol, cipher or chain details)";
     match crate::tls::connect(c, &cfg.url.host, tcp) {
-        Ok(s) => Ok((s, Step::new("tls", Verdict::Pass, Some(t), format!("handshake done, certificate verified {plain}")))),
+        Ok(s) => Ok((
+            s,
+            Step::new(
+                "tls",
+                Verdict::Pass,
+                Some(t),
+                format!("handshake done, certificate verified {plain}"),
+            ),
+        )),
         Err(e) => {
             let msg = e.to_string();
             let step = Step::new("tls", Verdict::Fail, Some(t), format!("{msg} {plain}"));

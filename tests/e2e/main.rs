@@ -10,6 +10,7 @@ mod limits;
 mod logfile;
 mod metrics;
 mod pitfalls;
+mod probe;
 mod reach;
 mod record;
 mod secrets;
