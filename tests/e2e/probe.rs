@@ -453,7 +453,31 @@ fn tinyproxy_credentials_missing_or_wrong_and_no_secret_shown() {
             json_steps(&out);
         }
     }
+    // A server that echoes our credentials and headers back in its refusal's body.
+    let echo = Target::start(|mut s| {
+        let head = read_head(&mut s);
+        let body: String = head
+            .lines()
+            .filter(|l| l.starts_with("Authorization") || l.starts_with("X-Token"))
+            .collect();
+        let _ = write!(
+            s,
+            "HTTP/1.1 400 Bad Request\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+    });
+    let echoed = format!("ws://alice:pa55word-alice@{}/", echo.addr);
+    for json in [false, true] {
+        let json = if json { "--json" } else { "-q" };
+        let (code, out, err) = probe(&["-H", header, json, &echoed]);
+        assert_eq!(code, 1, "{out}{err}");
+        assert!(out.contains("Authorization: [redacted]"), "{out}");
+        seen += &out;
+        seen += &err;
+    }
+    let basic = "YWxpY2U6cGE1NXdvcmQtYWxpY2U="; // base64 of alice:pa55word-alice
     for secret in [
+        basic,
         "s3cret",
         "pa55word-alice",
         "wr0ng-passw0rd",
