@@ -126,6 +126,8 @@ pub struct ServerConfig {
     pub log_file: Option<PathBuf>,
     /// `--metrics`: where to serve Prometheus' text format.
     pub metrics: Option<SocketAddr>,
+    /// `--probe`: serve `/_wssh/probe` for `wssh probe --bytes`.
+    pub probe_endpoint: bool,
 }
 
 fn usage(msg: impl std::fmt::Display) -> Error {
@@ -491,6 +493,10 @@ fn probe(mut args: Arguments) -> Result<Command, Error> {
     let level = level(&mut args, LevelFilter::Error);
     let json = args.contains("--json");
     let idle = some_seconds(&mut args, "--idle")?;
+    let bytes: Option<u64> = args.opt_value_from_str("--bytes").map_err(usage)?;
+    if bytes == Some(0) {
+        return Err(usage("--bytes must be at least 1"));
+    }
     let dialer = DialerArgs::take(&mut args)?;
     let raw = url_arg(&mut args)?;
     finish(args)?;
@@ -506,6 +512,7 @@ fn probe(mut args: Arguments) -> Result<Command, Error> {
         insecure,
         json,
         idle,
+        bytes,
     };
     Ok(Command::Probe(Box::new(cfg), level))
 }
@@ -570,6 +577,7 @@ fn server(mut args: Arguments, program: Option<Vec<OsString>>) -> Result<Command
     let level = level(&mut args, LevelFilter::Info);
     let tls_only = args.contains("--tls-only");
     let run_once = args.contains("--run-once");
+    let probe_endpoint = args.contains("--probe");
     let inetd = args.contains("--inetd");
     let daemon = args.contains(["-D", "--daemon"]);
     let pid_file: Option<PathBuf> = args.opt_value_from_str("--pid-file").map_err(usage)?;
@@ -813,6 +821,7 @@ fn server(mut args: Arguments, program: Option<Vec<OsString>>) -> Result<Command
         pid_file,
         log_file,
         metrics,
+        probe_endpoint,
     };
     Ok(Command::Server(Box::new(cfg), level))
 }

@@ -142,6 +142,9 @@ Options:
                          for S seconds, counted from the start or the last one's end
   --metrics ADDR         serve Prometheus metrics on GET /metrics at ADDR, a listener of
                          its own: PORT (on 127.0.0.1) or HOST:PORT (see the README)
+  --probe                serve /_wssh/probe for wssh probe --bytes: data sent there is
+                         counted and dropped, and asked-for bytes sent back; never a target,
+                         but a tunnel in every limit [default: off]
   -v, -vv, -q            debug, trace, or errors only [default: info]
   -h, --help             this text
 
@@ -211,6 +214,8 @@ Options:
   --idle S               then hold the tunnel silent for S seconds and say whether and when
                          something on the path cuts it, and what --ping keeps it alive; a
                          wssh server is asked (X-Wssh-Probe: quiet) not to ping meanwhile
+  --bytes N              then send N bytes each way through a second tunnel, to a server
+                         that allows it (wssh server --probe), and give the throughput
 DIALER_OPTIONS
   -v, -vv, -q            debug, trace, or errors only [default: errors]
   -h, --help             this text

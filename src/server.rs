@@ -287,6 +287,23 @@ fn handshake(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Optio
         Ok(p) => p,
         Err(e) => return Err(refuse(&mut stream, 400, Why::Subprotocol, &e, &e)),
     };
+    if crate::probe::bytes::is_endpoint(&req.target) {
+        // `--probe`: front_door let only the endpoint itself through; it counts as a tunnel
+        // (admitted above) and never reaches a target.
+        ws::accept(&mut stream, &accept_key, proto, "").map_err(|e| Error::io("answer", e))?;
+        crate::metrics::handshake_done(start.elapsed());
+        let websocket = crate::pump::websocket(stream, rest, Role::Server);
+        let tunnel = Shared::new(websocket, cfg.ping, proto.encoding()).map_err(setup)?;
+        let (up, down, end) = crate::probe::bytes::serve(&tunnel);
+        return Ok(Some(Summary {
+            client,
+            who: Passed::default(),
+            target: "probe endpoint".into(),
+            up,
+            down,
+            end,
+        }));
+    }
     let (way, token) = match route(state, &req) {
         Ok(r) => r,
         Err((code, body, log)) => {
@@ -433,8 +450,11 @@ fn front_door(
                 Err(d) => return Err(deny(stream, &d, &format!("{}: {}", line(), d.log))),
             };
         }
+        let probe = state.cfg.probe_endpoint
+            && req.wants_upgrade()
+            && crate::probe::bytes::is_endpoint(&req.target);
         // The server's own prefix: neither a target nor the web root, whatever the request.
-        if web::reserved(&req.target) {
+        if web::reserved(&req.target) && !probe {
             let log = format!("{}: reserved for the server's own pages", line());
             return Err(refuse(stream, 404, Why::Reserved, "not found", &log));
         }

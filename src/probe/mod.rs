@@ -4,6 +4,7 @@
 //! what to do about it. It opens its own connection with the client's options; nothing it
 //! prints holds a secret (`report` scrubs them). Exit 0 only when every step passed.
 
+pub mod bytes;
 mod idle;
 pub mod report;
 mod tls;
@@ -40,6 +41,8 @@ pub struct ProbeConfig {
     pub json: bool,
     /// `--idle S`: hold the tunnel silent this long and report whether the path cuts it.
     pub idle: Option<Duration>,
+    /// `--bytes N`: then N bytes each way to the server's `/_wssh/probe` (`--probe`).
+    pub bytes: Option<u64>,
 }
 
 /// Walk the path, print each step; the exit code (0: every step passed).
@@ -129,7 +132,33 @@ fn walk(cfg: &ProbeConfig, r: &mut Report) -> Option<()> {
     }
     let _ = websocket.close(None);
     let _ = websocket.flush();
+    drop(websocket);
+    if let Some(n) = cfg.bytes {
+        check(r, throughput(cfg, n))?;
+    }
     Some(())
+}
+
+/// `--bytes N`: a second tunnel, to the server's probe endpoint, N bytes each way.
+fn throughput(cfg: &ProbeConfig, n: u64) -> Outcome<()> {
+    let t = Instant::now();
+    let url = WsUrl {
+        path: bytes::PATH.into(),
+        ..cfg.url.clone()
+    };
+    let fail = |detail: String| Step::new("bytes", Verdict::Fail, Some(t), detail);
+    let tunnel = crate::client::open_tunnel(&url, &cfg.dialer).map_err(|e| {
+        let step = fail(e.to_string());
+        match e {
+            crate::error::Error::Refused { code: 404, .. } => step.hint(
+                "the server does not offer the throughput endpoint: start it with wssh server --probe",
+            ),
+            _ => step,
+        }
+    })?;
+    let step = bytes::measure(&tunnel, n).map_err(fail)?;
+    tunnel.finish();
+    Ok(((), Some(step)))
 }
 
 /// A step's outcome: a value to go on with and the step to print (if any), or the failed step.
@@ -432,21 +461,8 @@ fn target(ws: &mut WebSocket<Stream>) -> Outcome<()> {
     loop {
         match ws.read() {
             Ok(Message::Binary(b)) if !b.is_empty() => {
-                let first = printable(&b, 80);
-                let detail = match b.starts_with(b"SSH-") {
-                    true => {
-                        let line = b.split(|c| *c == b'\n').next().unwrap_or(&b);
-                        format!(
-                            "an SSH server: {}",
-                            printable(line, 200).trim_end_matches("\\r")
-                        )
-                    }
-                    false => format!("first bytes: {first}"),
-                };
-                return Ok((
-                    (),
-                    Some(Step::new("target", Verdict::Pass, Some(t), detail)),
-                ));
+                let step = Step::new("target", Verdict::Pass, Some(t), first_bytes(&b));
+                return Ok(((), Some(step)));
             }
             Ok(Message::Binary(_)) => {
                 let step = Step::new(
@@ -483,6 +499,19 @@ fn target(ws: &mut WebSocket<Stream>) -> Outcome<()> {
             }
             Err(e) => return Err(fail(format!("the connection ended: {e}"))),
         }
+    }
+}
+
+/// A target's first bytes in words: an SSH banner's line named as one, anything else shown
+/// printable (at most 80 characters).
+pub fn first_bytes(b: &[u8]) -> String {
+    match b.starts_with(b"SSH-") {
+        true => {
+            let line = b.split(|c| *c == b'\n').next().unwrap_or(b);
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            format!("an SSH server: {}", printable(line, 200))
+        }
+        false => format!("first bytes: {}", printable(b, 80)),
     }
 }
 

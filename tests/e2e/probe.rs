@@ -69,7 +69,7 @@ for line in sys.stdin:
     o = json.loads(line)
     assert set(o) <= allowed, o
     assert o["schema"] == "wssh-probe/1", o
-    assert o["step"] in ("proxy", "dns", "tcp", "connect", "tls", "upgrade", "target", "ping", "idle", "summary"), o
+    assert o["step"] in ("proxy", "dns", "tcp", "connect", "tls", "upgrade", "target", "ping", "idle", "bytes", "summary"), o
     assert o["verdict"] in ("pass", "warn", "fail", "info"), o
     assert isinstance(o["detail"], str) and isinstance(o["lines"], list), o
     assert all(isinstance(l, str) for l in o["lines"]), o
@@ -531,4 +531,40 @@ fn idle_finds_nginx_read_timeout_even_when_the_server_pings() {
         step(&out, "idle").starts_with("pass") && out.contains("no cut in 3 s"),
         "{out}"
     );
+}
+
+#[test]
+fn bytes_measures_throughput_against_a_server_with_probe_only() {
+    let target = banner_target();
+    let srv = Server::start(&["--target", &target.arg(), "--probe", "--max-tunnels", "1"]);
+    let (code, out, err) = probe(&["--bytes", "5000000", &srv.url("ws", "/")]);
+    assert_eq!(code, 0, "{out}{err}");
+    let bytes = step(&out, "bytes");
+    assert!(
+        bytes.contains("up ") && bytes.contains("(5000000 bytes in") && bytes.contains("down "),
+        "{out}"
+    );
+    eventually("the endpoint's log line", || {
+        srv.log()
+            .contains("target=probe endpoint up=5000000 down=5000000")
+    });
+    // It never reached the target: only the walk's own tunnel did.
+    assert_eq!(target.accepted(), 1);
+    // It counts as a tunnel: with one held open, the endpoint gets 503 (--max-tunnels 1).
+    let _held = raw_ws(srv.addr, "/");
+    eventually("the held tunnel", || target.accepted() == 2);
+    let mut s = TcpStream::connect(srv.addr).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    s.write_all(
+        b"GET /_wssh/probe HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .unwrap();
+    let head = read_head(&mut s);
+    assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+
+    // Off by default: the path is the server's own, and 404.
+    let plain = Server::start(&["--target", &target.arg()]);
+    let out = fails_with(&["--bytes", "1000", &plain.url("ws", "/")], "bytes", "404");
+    assert!(out.contains("wssh server --probe"), "{out}");
 }
