@@ -386,7 +386,7 @@ pub fn serve(l: TcpListener) -> Result<(), crate::error::Error> {
     }
     std::thread::Builder::new()
         .name("metrics".into())
-        .stack_size(crate::listen::STACK)
+        .stack_size(256 * 1024)
         .spawn(move || {
             for s in l.incoming().map_while(Result::ok) {
                 if let Err(e) = answer(s) {

@@ -1,6 +1,7 @@
 //! `wssh server`: accept connections, tell TLS from plain by the first byte, read requests
 //! (answering page requests from `web` on the way, keep-alive), run the HTTP upgrade, route
-//! the path through the policy, dial the target and pump. One thread per connection (`conn-N`)
+//! the path through the policy, dial the target and pump (or, with `--probe`, serve the
+//! throughput endpoint of `throughput`). One thread per connection (`conn-N`)
 //! plus one for the second direction; one log line per tunnel at its end. It does not decide
 //! what is allowed (`policy`, `origin`), who may pass (`auth`), what a page is (`web`) or how
 //! frames move (`pump`).
@@ -287,14 +288,14 @@ fn handshake(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Optio
         Ok(p) => p,
         Err(e) => return Err(refuse(&mut stream, 400, Why::Subprotocol, &e, &e)),
     };
-    if crate::probe::bytes::is_endpoint(&req.target) {
+    if crate::throughput::is_endpoint(&req.target) {
         // `--probe`: front_door let only the endpoint itself through; it counts as a tunnel
         // (admitted above) and never reaches a target.
         ws::accept(&mut stream, &accept_key, proto, "").map_err(|e| Error::io("answer", e))?;
         crate::metrics::handshake_done(start.elapsed());
         let websocket = crate::pump::websocket(stream, rest, Role::Server);
         let tunnel = Shared::new(websocket, cfg.ping, proto.encoding()).map_err(setup)?;
-        let (up, down, end) = crate::probe::bytes::serve(&tunnel);
+        let (up, down, end) = crate::throughput::serve(&tunnel);
         return Ok(Some(Summary {
             client,
             who: Passed::default(),
@@ -335,7 +336,7 @@ fn handshake(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Optio
     };
     // `wssh probe --idle` asks for a silent tunnel, to find how long the path tolerates one:
     // no pings from us (the client's own pings, if any, still keep it alive).
-    let quiet = ws::header(&req.headers, crate::probe::QUIET_HEADER) == Some(crate::probe::QUIET);
+    let quiet = ws::header(&req.headers, ws::QUIET_HEADER) == Some(ws::QUIET);
     let (ping, extra) = match quiet {
         true => (None, "X-Wssh-Probe: quiet\r\n"),
         false => (cfg.ping, ""),
@@ -452,7 +453,7 @@ fn front_door(
         }
         let probe = state.cfg.probe_endpoint
             && req.wants_upgrade()
-            && crate::probe::bytes::is_endpoint(&req.target);
+            && crate::throughput::is_endpoint(&req.target);
         // The server's own prefix: neither a target nor the web root, whatever the request.
         if web::reserved(&req.target) && !probe {
             let log = format!("{}: reserved for the server's own pages", line());

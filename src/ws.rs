@@ -12,6 +12,11 @@ use tungstenite::handshake::derive_accept_key;
 use tungstenite::protocol::Role;
 use tungstenite::WebSocket;
 
+/// The request header that asks a wssh server not to ping this tunnel (`wssh probe --idle`),
+/// and the value the server echoes in its 101 when it agrees.
+pub const QUIET_HEADER: &str = "x-wssh-probe";
+pub const QUIET: &str = "quiet";
+
 /// Largest HTTP head (request or response) wssh reads, its blank line included.
 pub const MAX_HEAD: usize = 16 * 1024;
 const MAX_HEADERS: usize = 64;

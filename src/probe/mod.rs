@@ -4,13 +4,13 @@
 //! what to do about it. It opens its own connection with the client's options; nothing it
 //! prints holds a secret (`report` scrubs them). Exit 0 only when every step passed.
 
-pub mod bytes;
 mod idle;
 pub mod report;
 mod tls;
 
 use crate::cli::Dialer;
 use crate::proxy::{self, ProxyUrl};
+use crate::throughput;
 use crate::tls::Stream;
 use crate::url::WsUrl;
 use crate::ws;
@@ -21,10 +21,7 @@ use std::time::{Duration, Instant};
 use tungstenite::protocol::Role;
 use tungstenite::{Message, WebSocket};
 
-/// The request header that asks a wssh server not to ping this tunnel (for `--idle`), and
-/// the value the server echoes in its 101 when it agrees.
-pub const QUIET_HEADER: &str = "x-wssh-probe";
-pub const QUIET: &str = "quiet";
+use ws::{QUIET, QUIET_HEADER};
 
 /// How long the target step waits for the target's first bytes (or the server's close).
 const TARGET_WAIT: Duration = Duration::from_secs(2);
@@ -143,7 +140,7 @@ fn walk(cfg: &ProbeConfig, r: &mut Report) -> Option<()> {
 fn throughput(cfg: &ProbeConfig, n: u64) -> Outcome<()> {
     let t = Instant::now();
     let url = WsUrl {
-        path: bytes::PATH.into(),
+        path: throughput::PATH.into(),
         ..cfg.url.clone()
     };
     let fail = |detail: String| Step::new("bytes", Verdict::Fail, Some(t), detail);
@@ -156,9 +153,19 @@ fn throughput(cfg: &ProbeConfig, n: u64) -> Outcome<()> {
             _ => step,
         }
     })?;
-    let step = bytes::measure(&tunnel, n).map_err(fail)?;
+    let m = throughput::measure(&tunnel, n).map_err(fail)?;
     tunnel.finish();
-    Ok(((), Some(step)))
+    let rate = |bytes: u64, secs: f64| bytes as f64 / secs.max(1e-6) / 1e6;
+    let detail = format!(
+        "up {:.1} MB/s ({} bytes in {:.2} s), down {:.1} MB/s ({} bytes in {:.2} s)",
+        rate(m.up, m.up_secs),
+        m.up,
+        m.up_secs,
+        rate(m.down, m.down_secs),
+        m.down,
+        m.down_secs
+    );
+    Ok(((), Some(Step::new("bytes", Verdict::Pass, Some(t), detail))))
 }
 
 /// A step's outcome: a value to go on with and the step to print (if any), or the failed step.

@@ -1,11 +1,10 @@
 //! Throughput, both ends: `wssh server --probe` serves `/_wssh/probe` (an upgrade that never
-//! reaches a target) and `wssh probe --bytes N` measures against it. The exchange, in binary
+//! reaches a target) and `wssh probe --bytes N` measures against it (`probe` words it). The exchange, in binary
 //! messages: the client sends N bytes then an empty message (end of data); the server answers
 //! with the count it received (8 bytes, big-endian); the client sends the count it wants back
 //! (8 bytes, at most `MAX_DOWN`); the server sends that many bytes then an empty message; the
 //! client closes.
 
-use super::report::{Step, Verdict};
 use crate::pump::{Incoming, Shared};
 use std::time::Instant;
 use tungstenite::protocol::frame::coding::CloseCode;
@@ -75,8 +74,16 @@ fn end(t: &Shared, why: &str) -> String {
     format!("probe: unexpected message ({why})")
 }
 
+/// What the client measured: bytes and seconds each way.
+pub struct Measured {
+    pub up: u64,
+    pub up_secs: f64,
+    pub down: u64,
+    pub down_secs: f64,
+}
+
 /// The client's side: `n` bytes each way over a tunnel opened to the endpoint.
-pub fn measure(t: &Shared, n: u64) -> Result<Step, String> {
+pub fn measure(t: &Shared, n: u64) -> Result<Measured, String> {
     let start = Instant::now();
     let piece = vec![0xa5; PIECE];
     let mut sent = 0u64;
@@ -112,18 +119,15 @@ pub fn measure(t: &Shared, n: u64) -> Result<Step, String> {
     }
     let down_secs = down_start.elapsed().as_secs_f64();
     t.close(CloseCode::Normal, "probe done");
-    let rate = |bytes: u64, secs: f64| bytes as f64 / secs.max(1e-6) / 1e6;
-    let detail = format!(
-        "up {:.1} MB/s ({n} bytes in {up_secs:.2} s), down {:.1} MB/s ({down} bytes in {down_secs:.2} s)",
-        rate(n, up_secs),
-        rate(down, down_secs)
-    );
-    let mut step = Step::new("bytes", Verdict::Pass, Some(start), detail);
     if down != want {
-        step.verdict = Verdict::Fail;
-        step.detail += &format!("; {want} asked for");
+        return Err(format!("the server sent {down} of {want} bytes"));
     }
-    Ok(step)
+    Ok(Measured {
+        up: n,
+        up_secs,
+        down,
+        down_secs,
+    })
 }
 
 #[cfg(test)]
