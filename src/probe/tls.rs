@@ -11,7 +11,8 @@ use std::net::TcpStream;
 use std::time::Instant;
 
 /// A name that only a public CA should vouch for: not an address, not a single label, not a
-/// name kept for private networks.
+/// name kept for private networks. (Only OpenSSL's step can tell the issuer apart.)
+#[cfg_attr(not(all(unix, not(target_vendor = "apple"))), allow(dead_code))]
 pub fn public_name(host: &str) -> bool {
     const PRIVATE: &[&str] = &[
         ".local",
@@ -258,10 +259,10 @@ pub fn step(cfg: &ProbeConfig, tcp: TcpStream) -> Result<(Stream, Step), Step> {
         )),
         Err(e) => {
             let msg = e.to_string();
-            let step = Step::new("tls", Verdict::Fail, Some(t), format!("{msg} {plain}"));
             Err(match not_tls(&msg) {
-                true => step.hint(NO_TLS_HINT),
-                false => step,
+                true => Step::new("tls", Verdict::Fail, Some(t), format!("{NO_TLS} ({msg})"))
+                    .hint(NO_TLS_HINT),
+                false => Step::new("tls", Verdict::Fail, Some(t), format!("{msg} {plain}")),
             })
         }
     }
