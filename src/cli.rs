@@ -8,8 +8,8 @@
 
 use crate::error::Error;
 use crate::help::{
-    fill, CLIENT_HELP, CONNECT_HELP, FORWARD_HELP, HASH_PASSWORD_HELP, MAIN_HELP, SERVER_HELP,
-    WEBSOCKIFY_HELP,
+    fill, CLIENT_HELP, CONNECT_HELP, FORWARD_HELP, HASH_PASSWORD_HELP, MAIN_HELP, PROBE_HELP,
+    SERVER_HELP, WEBSOCKIFY_HELP,
 };
 use crate::policy::{parse_hosts, Policy, Rule, Target};
 use crate::proxy::{Proxies, ProxyUrl};
@@ -28,6 +28,7 @@ use std::time::Duration;
 /// What to run.
 pub enum Command {
     Client(ClientConfig, LevelFilter),
+    Probe(Box<crate::probe::ProbeConfig>, LevelFilter),
     Server(Box<ServerConfig>, LevelFilter),
     Connect(ListenConfig, LevelFilter),
     Forward(ListenConfig, LevelFilter),
@@ -131,6 +132,10 @@ pub struct ServerConfig {
     pub syslog: Option<crate::syslog::Syslog>,
     /// `--reuse-port`: bind `listen` with SO_REUSEPORT, beside other servers.
     pub reuse_port: bool,
+    /// `--metrics`: where to serve Prometheus' text format.
+    pub metrics: Option<SocketAddr>,
+    /// `--probe`: serve `/_wssh/probe` for `wssh probe --bytes`.
+    pub probe_endpoint: bool,
 }
 
 fn usage(msg: impl std::fmt::Display) -> Error {
@@ -315,6 +320,7 @@ pub fn parse(mut raw: Vec<OsString>) -> Result<Command, Error> {
     let wants_help = args.contains(["-h", "--help"]);
     let help_for = |topic: &str| match topic {
         "client" => Some(fill(CLIENT_HELP)),
+        "probe" => Some(fill(PROBE_HELP)),
         "server" => Some(SERVER_HELP.to_string()),
         "connect" => Some(fill(CONNECT_HELP)),
         "forward" => Some(fill(FORWARD_HELP)),
@@ -330,6 +336,7 @@ pub fn parse(mut raw: Vec<OsString>) -> Result<Command, Error> {
     }
     match sub.as_deref() {
         Some("client") => client(args),
+        Some("probe") => probe(args),
         Some("server") => server(args, program),
         Some("connect") => listener(args, true),
         Some("forward") => listener(args, false),
@@ -410,17 +417,24 @@ impl DialerArgs {
         let password = self.password(url, &mut warnings)?;
         let from_env = |names| {
             env(names)
-                .map(|(n, v)| ProxyUrl::parse(&v).map_err(|e| usage(format!("{n}: {e}"))))
+                .map(|(n, v)| {
+                    let p = ProxyUrl::parse(&v).map_err(|e| usage(format!("{n}: {e}")));
+                    p.map(|p| (p, n))
+                })
                 .transpose()
         };
+        let https = from_env(&["https_proxy", "HTTPS_PROXY"])?;
+        let http = from_env(&["http_proxy"])?;
         let proxies = Proxies {
             explicit: self
                 .proxy
                 .as_deref()
                 .map(|p| ProxyUrl::parse(p).map_err(usage))
                 .transpose()?,
-            https: from_env(&["https_proxy", "HTTPS_PROXY"])?,
-            http: from_env(&["http_proxy"])?,
+            https_var: https.as_ref().map_or("", |h| h.1),
+            http_var: http.as_ref().map_or("", |h| h.1),
+            https: https.map(|h| h.0),
+            http: http.map(|h| h.0),
             no_proxy: env(&["no_proxy", "NO_PROXY"])
                 .map_or(vec![], |(_, v)| v.split(',').map(String::from).collect()),
         };
@@ -503,6 +517,34 @@ fn client(mut args: Arguments) -> Result<Command, Error> {
     Ok(Command::Client(ClientConfig { url, dialer }, level))
 }
 
+fn probe(mut args: Arguments) -> Result<Command, Error> {
+    let level = level(&mut args, LevelFilter::Error);
+    let json = args.contains("--json");
+    let idle = some_seconds(&mut args, "--idle")?;
+    let bytes: Option<u64> = args.opt_value_from_str("--bytes").map_err(usage)?;
+    if bytes == Some(0) {
+        return Err(usage("--bytes must be at least 1"));
+    }
+    let dialer = DialerArgs::take(&mut args)?;
+    let raw = url_arg(&mut args)?;
+    finish(args)?;
+    let url = url::parse(&raw).map_err(usage)?;
+    let (ca, insecure) = (dialer.ca.clone(), dialer.insecure);
+    let identity = dialer.cert.clone().zip(dialer.key.clone());
+    let dialer = dialer.build(&url)?;
+    let cfg = crate::probe::ProbeConfig {
+        url,
+        dialer,
+        ca,
+        identity,
+        insecure,
+        json,
+        idle,
+        bytes,
+    };
+    Ok(Command::Probe(Box::new(cfg), level))
+}
+
 fn listener(mut args: Arguments, connect: bool) -> Result<Command, Error> {
     let level = level(&mut args, LevelFilter::Info);
     let dialer = DialerArgs::take(&mut args)?;
@@ -563,10 +605,18 @@ fn server(mut args: Arguments, program: Option<Vec<OsString>>) -> Result<Command
     let level = level(&mut args, LevelFilter::Info);
     let tls_only = args.contains("--tls-only");
     let run_once = args.contains("--run-once");
+    let probe_endpoint = args.contains("--probe");
     let inetd = args.contains("--inetd");
     let daemon = args.contains(["-D", "--daemon"]);
     let pid_file: Option<PathBuf> = args.opt_value_from_str("--pid-file").map_err(usage)?;
     let log_file: Option<PathBuf> = args.opt_value_from_str("--log-file").map_err(usage)?;
+    let metrics: Option<String> = args.opt_value_from_str("--metrics").map_err(usage)?;
+    let metrics = metrics
+        .map(|m| {
+            crate::metrics::parse_addr(&m)
+                .ok_or_else(|| usage(format!("--metrics {m:?}: not a port or an address")))
+        })
+        .transpose()?;
     let host_token = args.contains("--host-token");
     let tokens_once = args.contains("--tokens-read-once");
     let token_file: Option<PathBuf> = args.opt_value_from_str("--tokens").map_err(usage)?;
@@ -831,6 +881,8 @@ fn server(mut args: Arguments, program: Option<Vec<OsString>>) -> Result<Command
         unix_listen,
         syslog,
         reuse_port,
+        metrics,
+        probe_endpoint,
     };
     Ok(Command::Server(Box::new(cfg), level))
 }

@@ -10,6 +10,7 @@ Usage:
   wssh connect [OPTIONS] URL   a local HTTP CONNECT proxy (127.0.0.1:3122) into tunnels
   wssh forward --listen ADDR URL   a local port forward: each connection gets a tunnel
   wssh websockify [OPTIONS] ...    websockify's command line (also: wssh run as `websockify`)
+  wssh probe [OPTIONS] URL     walk the path to a server step by step and say what fails
   wssh hash-password USER      a hashed USER:PASSWORD line for wssh server --auth-file
   wssh help COMMAND            help for one command
   wssh --version
@@ -155,6 +156,11 @@ Options:
                          connections have finished (a signal still cuts them)
   --idle-timeout S       exit once no connection (tunnel, page or handshake) has been open
                          for S seconds, counted from the start or the last one's end
+  --metrics ADDR         serve Prometheus metrics on GET /metrics at ADDR, a listener of
+                         its own: PORT (on 127.0.0.1) or HOST:PORT (see the README)
+  --probe                serve /_wssh/probe for wssh probe --bytes: data sent there is
+                         counted and dropped, and asked-for bytes sent back; never a target,
+                         but a tunnel in every limit [default: off]
   -v, -vv, -q            debug, trace, or errors only [default: info]
   -h, --help             this text
 
@@ -201,6 +207,33 @@ Options:
   --max-tunnels N        tunnels at once [default: 1000]
 DIALER_OPTIONS
   -v, -vv, -q            debug, trace, or errors only [default: info]
+  -h, --help             this text
+
+ENVIRONMENT";
+
+pub const PROBE_HELP: &str = "\
+wssh probe: walk the path to a wssh server one step at a time and say which step fails
+
+Usage: wssh probe [OPTIONS] URL
+
+Steps: which proxy applies and why; DNS (IPv4 and IPv6); TCP to each address; the proxy's
+answer to CONNECT; TLS (protocol, cipher, the certificate chain, why verification failed);
+the upgrade (status, Server, Via, a redirect's Location, the start of another answer's
+body); the target (the server's close when it cannot reach it, or the target's first bytes:
+an SSH banner is named); ping round trips; with --idle, when the path cuts silence. It stops
+at the first failure, with what to do. Passwords and -H values are never printed.
+Exit codes: 0 every step passed (a warning passes), 1 a step failed, 2 a usage error.
+
+Options:
+  --json                 one JSON object per step, one per line (schema wssh-probe/1,
+                         see the README)
+  --idle S               then hold the tunnel silent for S seconds and say whether and when
+                         something on the path cuts it, and what --ping keeps it alive; a
+                         wssh server is asked (X-Wssh-Probe: quiet) not to ping meanwhile
+  --bytes N              then send N bytes each way through a second tunnel, to a server
+                         that allows it (wssh server --probe), and give the throughput
+DIALER_OPTIONS
+  -v, -vv, -q            debug, trace, or errors only [default: errors]
   -h, --help             this text
 
 ENVIRONMENT";

@@ -4,6 +4,9 @@
 //! types from `cli`; otherwise each module uses only modules listed below it.
 //! - `cli`: pico-args, raw arguments to a validated, immutable config (`help`: the texts);
 //! - `forward`: `wssh connect` (local CONNECT proxy) and `wssh forward` (local port forward);
+//! - `probe`: `wssh probe URL`, the path to a server walked one step at a time (DNS, TCP, the
+//!   proxy, TLS and its certificates, the upgrade, the target, pings, silence, throughput),
+//!   each reported (`probe::report`: human lines or JSON);
 //! - `client`: `wssh client URL`, stdin/stdout to a WebSocket (the ProxyCommand), and the
 //!   opening of a tunnel that every client-side mode uses;
 //! - `server`: `wssh server`, sniff TLS, read requests (pages on the way), upgrade, route, dial;
@@ -21,9 +24,12 @@
 //! - `daemon`: `-D/--daemon` (detach after the bind) and `--pid-file`;
 //! - `logfile`: `--log-file`, stderr to a file, reopened on SIGHUP;
 //! - `syslog`: `--syslog`, log lines also to a syslog daemon, in websockify's format;
+//! - `throughput`: `wssh server --probe`'s `/_wssh/probe` endpoint and the probe's side of it;
 //! - `listen`: the accept loop, signals and shutdown of the listening modes;
 //! - `proxy`: outgoing TCP (name lookup and connect within one deadline), direct or through an
 //!   HTTP proxy (CONNECT), and which proxy applies;
+//! - `metrics`: `--metrics`, the server's counters and histograms (atomics) and the listener
+//!   that serves them in Prometheus' text format;
 //! - `ws`: HTTP heads and the opening handshake, both sides, bounded; the subprotocol rule;
 //! - `pump`: one tunnel's WebSocket shared by its two threads, keepalive, the readiness wait,
 //!   how bytes travel in messages (binary, or base64 text);
@@ -55,14 +61,17 @@ pub mod forward;
 pub mod help;
 pub mod listen;
 pub mod logfile;
+pub mod metrics;
 pub mod origin;
 pub mod policy;
+pub mod probe;
 pub mod proxy;
 pub mod pump;
 pub mod record;
 pub mod redact;
 pub mod server;
 pub mod syslog;
+pub mod throughput;
 pub mod tls;
 pub mod tokens;
 pub mod url;

@@ -257,6 +257,7 @@ impl Hub {
         }
         if let Some(p) = c.pending.remove(&id) {
             decrement(&mut c.pending_by_ip, p.key);
+            crate::metrics::set_handshaking(c.pending.len());
         }
         let l = &self.limits;
         if c.tunnels >= l.max_tunnels {
@@ -303,6 +304,7 @@ impl Hub {
         if let Some(key) = key {
             let from_here = c.pending_by_ip.get(&key).copied().unwrap_or(0);
             if !exempt && l.pending_per_ip > 0 && from_here >= l.pending_per_ip {
+                crate::metrics::refused(0, crate::metrics::Why::Pending);
                 return Err(format!(
                     "over --max-pending-per-ip {} from {key}",
                     l.pending_per_ip
@@ -337,6 +339,7 @@ impl Hub {
         if let Some(key) = key {
             *c.pending_by_ip.entry(key).or_default() += 1;
         }
+        crate::metrics::set_handshaking(c.pending.len());
         Ok(())
     }
 
@@ -394,6 +397,7 @@ impl Hub {
         c.cut.remove(&id);
         if let Some(p) = c.pending.remove(&id) {
             decrement(&mut c.pending_by_ip, p.key);
+            crate::metrics::set_handshaking(c.pending.len());
         }
     }
 }
@@ -404,6 +408,8 @@ fn cut(c: &mut Counts, id: u64, why: &'static str) {
         let _ = p.sock.shutdown(Shutdown::Both);
         decrement(&mut c.pending_by_ip, p.key);
         c.cut.insert(id, why);
+        crate::metrics::set_handshaking(c.pending.len());
+        crate::metrics::refused(0, crate::metrics::Why::Pending);
     }
 }
 

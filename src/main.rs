@@ -21,6 +21,11 @@ fn main() {
             let _ = ctrlc::set_handler(|| std::process::exit(130));
             run(wssh::client::run(cfg))
         }
+        Ok(Command::Probe(cfg, level)) => {
+            logging(level);
+            cfg.dialer.log_warnings();
+            wssh::probe::run(*cfg)
+        }
         Ok(Command::Server(cfg, level)) => {
             match &cfg.syslog {
                 Some(to) => {

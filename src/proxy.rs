@@ -60,6 +60,9 @@ pub struct Proxies {
     pub http: Option<ProxyUrl>,
     /// `no_proxy`/`NO_PROXY` entries.
     pub no_proxy: Vec<String>,
+    /// The variables `https` and `http` came from (`HTTPS_PROXY`...), for `why`.
+    pub https_var: &'static str,
+    pub http_var: &'static str,
 }
 
 impl Proxies {
@@ -70,6 +73,29 @@ impl Proxies {
         }
         let from_env = if url.tls { &self.https } else { &self.http };
         self.explicit.as_ref().or(from_env.as_ref())
+    }
+}
+
+impl Proxies {
+    /// Which proxy this URL uses and why, in words (the proxy's credentials left out).
+    pub fn why(&self, url: &WsUrl) -> String {
+        let (from_env, var) = match url.tls {
+            true => (&self.https, self.https_var),
+            false => (&self.http, self.http_var),
+        };
+        let (chosen, source) = match (&self.explicit, from_env) {
+            (Some(p), _) => (p, "--proxy"),
+            (None, Some(p)) => (p, var),
+            (None, None) => return "direct: no proxy is set".into(),
+        };
+        match bypass(&self.no_proxy, &url.host) {
+            true => format!(
+                "direct: no_proxy covers {} (else {source} would give {})",
+                url.host,
+                chosen.authority()
+            ),
+            false => format!("through proxy {} (from {source})", chosen.authority()),
+        }
     }
 }
 
@@ -250,6 +276,19 @@ pub fn connect(proxy: &ProxyUrl, authority: &str, timeout: Duration) -> Result<T
     let io = |e| Error::io(format!("proxy {}", proxy.authority()), e);
     s.set_read_timeout(Some(timeout)).map_err(io)?;
     s.set_write_timeout(Some(timeout)).map_err(io)?;
+    let (res, rest) = ask(&mut s, proxy, authority)?;
+    judge(proxy, authority, &res, &rest)?;
+    Ok(s)
+}
+
+/// Send CONNECT `authority` (with the proxy's credentials) on a connected socket and read
+/// the proxy's answer, whatever its status: the parsed head and the bytes after it.
+pub fn ask(
+    s: &mut TcpStream,
+    proxy: &ProxyUrl,
+    authority: &str,
+) -> Result<(ws::Response, Vec<u8>), Error> {
+    let io = |e| Error::io(format!("proxy {}", proxy.authority()), e);
     let mut req = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n");
     if let Some(a) = &proxy.auth {
         req += &format!("Proxy-Authorization: Basic {}\r\n", base64(a.as_bytes()));
@@ -257,7 +296,7 @@ pub fn connect(proxy: &ProxyUrl, authority: &str, timeout: Duration) -> Result<T
     req += "\r\n";
     log::debug!("proxy {}: {}", proxy.authority(), redact::head(&req));
     s.write_all(req.as_bytes()).map_err(io)?;
-    let (head, rest) = match ws::read_head(&mut s) {
+    let (head, rest) = match ws::read_head(s) {
         Ok(x) => x,
         Err(HeadError::TooLarge) => {
             return Err(Error::Handshake(format!(
@@ -275,8 +314,18 @@ pub fn connect(proxy: &ProxyUrl, authority: &str, timeout: Duration) -> Result<T
     };
     let res = ws::parse_response(&head)
         .map_err(|e| Error::Handshake(format!("proxy {}: {e}", proxy.authority())))?;
+    Ok((res, rest))
+}
+
+/// Did the proxy open the tunnel? If not, why, in words that say what to do.
+pub fn judge(
+    proxy: &ProxyUrl,
+    authority: &str,
+    res: &ws::Response,
+    rest: &[u8],
+) -> Result<(), Error> {
     match res.code {
-        200..=299 if rest.is_empty() => Ok(s),
+        200..=299 if rest.is_empty() => Ok(()),
         200..=299 => Err(Error::Handshake(format!(
             "proxy {} sent data before the tunnel was used",
             proxy.authority()
@@ -436,15 +485,33 @@ mod tests {
             https: p("s:1"),
             http: p("h:2"),
             no_proxy: vec!["internal".into()],
+            https_var: "HTTPS_PROXY",
+            http_var: "http_proxy",
         };
         let url = |s: &str| crate::url::parse(s).unwrap();
         assert_eq!(set.for_url(&url("wss://gw/")).map(|p| p.port), Some(1));
         assert_eq!(set.for_url(&url("ws://gw/")).map(|p| p.port), Some(2));
         assert_eq!(set.for_url(&url("wss://a.internal/")), None);
+        assert_eq!(
+            set.why(&url("wss://gw/")),
+            "through proxy s:1 (from HTTPS_PROXY)"
+        );
+        assert_eq!(
+            set.why(&url("ws://a.internal/")),
+            "direct: no_proxy covers a.internal (else http_proxy would give h:2)"
+        );
+        assert_eq!(
+            Proxies::default().why(&url("ws://gw/")),
+            "direct: no proxy is set"
+        );
         let set = Proxies {
             explicit: p("x:3"),
             ..set
         };
         assert_eq!(set.for_url(&url("ws://gw/")).map(|p| p.port), Some(3));
+        assert_eq!(
+            set.why(&url("ws://gw/")),
+            "through proxy x:3 (from --proxy)"
+        );
     }
 }

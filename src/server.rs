@@ -1,6 +1,7 @@
 //! `wssh server`: accept connections, tell TLS from plain by the first byte, read requests
 //! (answering page requests from `web` on the way, keep-alive), run the HTTP upgrade, route
-//! the path through the policy, dial the target and pump. One thread per connection (`conn-N`)
+//! the path through the policy, dial the target and pump (or, with `--probe`, serve the
+//! throughput endpoint of `throughput`). One thread per connection (`conn-N`)
 //! plus one for the second direction; one log line per tunnel at its end. It does not decide
 //! what is allowed (`policy`, `origin`), who may pass (`auth`), what a page is (`web`) or how
 //! frames move (`pump`).
@@ -10,6 +11,7 @@ use crate::bridge::{self, Local, Side};
 use crate::cli::ServerConfig;
 use crate::error::Error;
 use crate::listen::{self, Busy, Hub, Limits};
+use crate::metrics::Why;
 use crate::policy::{parse_hosts, real_client, Denied, Route, Target};
 use crate::pump::Shared;
 use crate::record::Recorder;
@@ -54,6 +56,7 @@ pub fn run(mut cfg: ServerConfig) -> Result<i32, Error> {
         (None, None) if cfg.reuse_port => listen::bind_shared(cfg.listen)?.into(),
         (None, None) => listen::bind(cfg.listen)?.into(),
     };
+    let metrics = cfg.metrics.map(crate::metrics::bind).transpose()?;
     // After the bind, so that a port in use is still said where the launcher sees it.
     if let Some(file) = &cfg.log_file {
         crate::logfile::redirect(file)?;
@@ -79,6 +82,9 @@ pub fn run(mut cfg: ServerConfig) -> Result<i32, Error> {
         (false, Some(p)) => Some(crate::daemon::write_pid(p)?),
         (false, None) => None,
     };
+    if let Some(l) = metrics {
+        crate::metrics::serve(l)?;
+    }
     let program = cfg.wrap.take();
     let program = program
         .map(|p| crate::wrap::start(p, &mut cfg.policy.fixed))
@@ -184,6 +190,7 @@ fn serve(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Option<Su
 /// Everything from the first byte to the end of the tunnel.
 fn handshake(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Option<Summary>, Error> {
     let cfg = &state.cfg;
+    let start = Instant::now();
     let setup = |e| Error::io("socket set-up", e);
     // Fails on a Unix socket (see `listen::Listener`), where there is no Nagle to turn off.
     let _ = sock.set_nodelay(true);
@@ -209,6 +216,7 @@ fn handshake(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Optio
             return Err(refuse(
                 &mut &sock,
                 400,
+                Why::TlsOnly,
                 body,
                 "plain request refused (--tls-only)",
             ));
@@ -231,14 +239,14 @@ fn handshake(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Optio
         Ok(k) => k,
         Err(e) => {
             let log = format!("{} {}: {e}", req.method, redact::url(&req.target));
-            return Err(refuse(&mut stream, 400, &e, &log));
+            return Err(refuse(&mut stream, 400, Why::BadRequest, &e, &log));
         }
     };
     let peer_ip = stream.tcp().peer_addr().map(|p| p.ip()).ok();
     let trusted = peer_ip.is_some_and(|ip| cfg.trusted_proxies.iter().any(|r| r.contains_ip(ip)));
     // A page the user happens to visit must not reach the targets (cross-site WebSocket).
     if let Err(log) = origin_ok(state, &req, &stream) {
-        return Err(refuse(&mut stream, 403, "origin not allowed", &log));
+        return Err(refuse(&mut stream, 403, Why::Origin, "origin not allowed", &log));
     }
     // Now a tunnel, not a pending connection: it counts against --max-tunnels and
     // --max-per-ip (the real client's address; a trusted proxy that names none is not counted).
@@ -248,18 +256,40 @@ fn handshake(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Optio
         Err(Busy::Cut(why)) => return Err(Error::Handshake(why.into())),
         Err(busy) => {
             let body = busy.to_string();
-            return Err(refuse(&mut stream, 503, &body, &body));
+            return Err(refuse(&mut stream, 503, Why::Busy, &body, &body));
         }
     };
     let proto = match ws::subprotocol(&req) {
         Ok(p) => p,
-        Err(e) => return Err(refuse(&mut stream, 400, &e, &e)),
+        Err(e) => return Err(refuse(&mut stream, 400, Why::Subprotocol, &e, &e)),
     };
+    if crate::throughput::is_endpoint(&req.target) {
+        // `--probe`: front_door let only the endpoint itself through; it counts as a tunnel
+        // (admitted above) and never reaches a target.
+        ws::accept(&mut stream, &accept_key, proto, "").map_err(|e| Error::io("answer", e))?;
+        crate::metrics::handshake_done(start.elapsed());
+        let websocket = crate::pump::websocket(stream, rest, Role::Server);
+        let tunnel = Shared::new(websocket, cfg.ping, proto.encoding()).map_err(setup)?;
+        let (up, down, end) = crate::throughput::serve(&tunnel);
+        return Ok(Some(Summary {
+            client,
+            who: Passed::default(),
+            target: "probe endpoint".into(),
+            up,
+            down,
+            end,
+        }));
+    }
     let (way, token) = match route(state, &req) {
         Ok(r) => r,
         Err((code, body, log)) => {
             let log = format!("{}: {log}", redact::url(&req.target));
-            return Err(refuse(&mut stream, code, &body, &log));
+            let why = if code == 503 {
+                Why::Lookup
+            } else {
+                Why::Target
+            };
+            return Err(refuse(&mut stream, code, why, &body, &log));
         }
     };
     // --connect-timeout is one deadline for the lookup, before the answer, and the connect.
@@ -269,19 +299,33 @@ fn handshake(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Optio
             Ok(a) => a,
             Err((code, body)) => {
                 let log = format!("{}: {body}", redact::url(&req.target));
-                return Err(refuse(&mut stream, code, &body, &log));
+                let why = if code == 502 {
+                    Why::Lookup
+                } else {
+                    Why::Target
+                };
+                return Err(refuse(&mut stream, code, why, &body, &log));
             }
         },
         Way::Unix(..) => Vec::new(),
     };
-    ws::accept(&mut stream, &accept_key, proto).map_err(|e| Error::io("answer", e))?;
+    // `wssh probe --idle` asks for a silent tunnel, to find how long the path tolerates one:
+    // no pings from us (the client's own pings, if any, still keep it alive).
+    let quiet = ws::header(&req.headers, ws::QUIET_HEADER) == Some(ws::QUIET);
+    let (ping, extra) = match quiet {
+        true => (None, "X-Wssh-Probe: quiet\r\n"),
+        false => (cfg.ping, ""),
+    };
+    ws::accept(&mut stream, &accept_key, proto, extra).map_err(|e| Error::io("answer", e))?;
+    crate::metrics::handshake_done(start.elapsed());
     let websocket = crate::pump::websocket(stream, rest, Role::Server);
-    let tunnel = Shared::new(websocket, cfg.ping, proto.encoding()).map_err(setup)?;
+    let tunnel = Shared::new(websocket, ping, proto.encoding()).map_err(setup)?;
 
     let target_name = way.to_string();
     let local = match dial(&way, &addrs, deadline) {
         Ok(local) => Arc::new(local),
         Err(e) => {
+            crate::metrics::target_failed();
             // Tell the client why, and let it read that before the socket goes.
             tunnel.close(CloseCode::Error, &e.to_string());
             tunnel.drain_until_closed();
@@ -296,10 +340,12 @@ fn handshake(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Optio
         .map(|t| state.tokens.watch(id, t.clone(), local.clone()));
     // --record: copies of the payload go to a recording thread, never waited for while the
     // tunnel runs; once it is over, its file's last line is (at most 1 s).
+    let open = crate::metrics::Open::start();
     let recording = state.record.as_ref().and_then(|r| r.start(id));
     let observer = recording.as_ref().map(|r| r as &dyn bridge::Observer);
     let o = bridge::run_observed(hub, &tunnel, &local, Side::Server, observer);
     drop(recording);
+    open.end(o.to_local, o.to_ws);
     Ok(Some(Summary {
         client,
         who,
@@ -347,13 +393,13 @@ fn front_door(
             Err(HeadError::Empty) => return Ok(None),
             Err(HeadError::TooLarge) => {
                 let body = format!("request head over {} bytes", ws::MAX_HEAD);
-                return Err(refuse(stream, 431, &body, &body));
+                return Err(refuse(stream, 431, Why::BadRequest, &body, &body));
             }
             Err(HeadError::Io(e)) => return Err(Error::io("read request", e)),
         };
         let req = match ws::parse_request(&head) {
             Ok(r) => r,
-            Err(e) => return Err(refuse(stream, 400, &e, &e)),
+            Err(e) => return Err(refuse(stream, 400, Why::BadRequest, &e, &e)),
         };
         log::debug!(
             "conn-{id} request: {}",
@@ -379,10 +425,13 @@ fn front_door(
                 Err(d) => return Err(deny(stream, &d, &format!("{}: {}", line(), d.log))),
             };
         }
+        let probe = state.cfg.probe_endpoint
+            && req.wants_upgrade()
+            && crate::throughput::is_endpoint(&req.target);
         // The server's own prefix: neither a target nor the web root, whatever the request.
-        if web::reserved(&req.target) && !console {
+        if web::reserved(&req.target) && !console && !probe {
             let log = format!("{}: reserved for the server's own pages", line());
-            return Err(refuse(stream, 404, "not found", &log));
+            return Err(refuse(stream, 404, Why::Reserved, "not found", &log));
         }
         let served = match &state.cfg.web {
             _ if console => console_answer(state, &req, stream),
@@ -494,7 +543,8 @@ fn check(state: &State, req: &ws::Request, path: String) -> Result<(), (u16, Str
 
 /// Answer an HTTP error before any upgrade (body: one line for the user); the returned error is
 /// what the log says.
-fn refuse(s: &mut impl std::io::Write, code: u16, body: &str, log: &str) -> Error {
+fn refuse(s: &mut impl std::io::Write, code: u16, why: Why, body: &str, log: &str) -> Error {
+    crate::metrics::refused(code, why);
     let reason = match code {
         403 => "Forbidden",
         404 => "Not Found",
@@ -510,8 +560,9 @@ fn refuse(s: &mut impl std::io::Write, code: u16, body: &str, log: &str) -> Erro
 /// Refuse what the auth gate refused: 401 asks for Basic credentials, 403 does not.
 fn deny(s: &mut impl std::io::Write, d: &Denial, log: &str) -> Error {
     if d.code != 401 {
-        return refuse(s, d.code, d.body, log);
+        return refuse(s, d.code, Why::Auth, d.body, log);
     }
+    crate::metrics::refused(401, Why::Auth);
     let challenge = format!(
         "WWW-Authenticate: Basic realm=\"{}\"\r\n",
         crate::auth::REALM

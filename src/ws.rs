@@ -12,6 +12,11 @@ use tungstenite::handshake::derive_accept_key;
 use tungstenite::protocol::Role;
 use tungstenite::WebSocket;
 
+/// The request header that asks a wssh server not to ping this tunnel (`wssh probe --idle`),
+/// and the value the server echoes in its 101 when it agrees.
+pub const QUIET_HEADER: &str = "x-wssh-probe";
+pub const QUIET: &str = "quiet";
+
 /// Largest HTTP head (request or response) wssh reads, its blank line included.
 pub const MAX_HEAD: usize = 16 * 1024;
 const MAX_HEADERS: usize = 64;
@@ -258,8 +263,14 @@ pub fn refuse_with(
     s.flush()
 }
 
-/// Accept the upgrade: write the 101 answer, naming the subprotocol selected.
-pub fn accept(s: &mut impl Write, accept_key: &str, proto: Subprotocol) -> io::Result<()> {
+/// Accept the upgrade: write the 101 answer, naming the subprotocol selected; `extra` is more
+/// header lines, each ending in CRLF.
+pub fn accept(
+    s: &mut impl Write,
+    accept_key: &str,
+    proto: Subprotocol,
+    extra: &str,
+) -> io::Result<()> {
     let proto = match proto {
         Subprotocol::None => "",
         Subprotocol::Binary => "Sec-WebSocket-Protocol: binary\r\n",
@@ -267,7 +278,7 @@ pub fn accept(s: &mut impl Write, accept_key: &str, proto: Subprotocol) -> io::R
     };
     let r = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Accept: {accept_key}\r\n{proto}\r\n"
+         Sec-WebSocket-Accept: {accept_key}\r\n{proto}{extra}\r\n"
     );
     s.write_all(r.as_bytes())?;
     s.flush()
@@ -280,6 +291,30 @@ pub fn client_handshake(
     url: &WsUrl,
     headers: &[String],
 ) -> Result<WebSocket<Stream>, Error> {
+    let up = client_upgrade(&mut s, url, headers)?;
+    if up.res.code != 101 {
+        return Err(Error::Refused {
+            code: up.res.code,
+            msg: refusal(&up.res, &up.rest, &mut s, &up.secrets),
+        });
+    }
+    check_switch(&up)?;
+    Ok(pump::websocket(s, up.rest, Role::Client))
+}
+
+/// The server's answer to our upgrade request, whatever its status.
+pub struct Upgrade {
+    pub res: Response,
+    /// Bytes read past the head: the body's start, or the tunnel's first bytes.
+    pub rest: Vec<u8>,
+    key: String,
+    /// Values of ours the server must not see echoed in messages (credentials, -H values).
+    pub secrets: Vec<String>,
+}
+
+/// Send the upgrade request (with Basic credentials from the URL's user and `headers`) and
+/// read the answer's head.
+pub fn client_upgrade(s: &mut Stream, url: &WsUrl, headers: &[String]) -> Result<Upgrade, Error> {
     let key = tungstenite::handshake::client::generate_key();
     let mut req = format!(
         "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
@@ -307,7 +342,7 @@ pub fn client_handshake(
     s.write_all(req.as_bytes())
         .and_then(|_| s.flush())
         .map_err(io_err)?;
-    let (head, rest) = match read_head(&mut s) {
+    let (head, rest) = match read_head(s) {
         Ok(x) => x,
         Err(HeadError::Empty) => {
             let e = io::Error::new(io::ErrorKind::UnexpectedEof, "closed without an answer");
@@ -323,27 +358,32 @@ pub fn client_handshake(
     let res = parse_response(&head)
         .map_err(|e| Error::Handshake(format!("{e}: {}", snippet(&head, &secrets))))?;
     log::debug!("answer: {} {}", res.code, res.reason);
-    if res.code != 101 {
-        return Err(Error::Refused {
-            code: res.code,
-            msg: refusal(&res, &rest, &mut s, &secrets),
-        });
-    }
-    if header(&res.headers, "sec-websocket-accept") != Some(&derive_accept_key(key.as_bytes())) {
+    Ok(Upgrade {
+        res,
+        rest,
+        key,
+        secrets,
+    })
+}
+
+/// Is a 101 answer a WebSocket we can use: the right accept key, binary or no subprotocol?
+pub fn check_switch(up: &Upgrade) -> Result<(), Error> {
+    let headers = &up.res.headers;
+    if header(headers, "sec-websocket-accept") != Some(&derive_accept_key(up.key.as_bytes())) {
         return Err(Error::Handshake(
             "server answered 101 with a wrong Sec-WebSocket-Accept".into(),
         ));
     }
-    if let Some(p) = header(&res.headers, "sec-websocket-protocol").filter(|p| *p != "binary") {
+    if let Some(p) = header(headers, "sec-websocket-protocol").filter(|p| *p != "binary") {
         return Err(Error::Handshake(format!(
             "server chose subprotocol {p:?}, not binary"
         )));
     }
-    Ok(pump::websocket(s, rest, Role::Client))
+    Ok(())
 }
 
 /// `server answered 403 Forbidden: target not allowed`, with `Location` and the body's start.
-fn refusal(res: &Response, rest: &[u8], s: &mut Stream, secrets: &[String]) -> String {
+pub fn refusal(res: &Response, rest: &[u8], s: &mut Stream, secrets: &[String]) -> String {
     let mut msg = format!("server answered {} {}", res.code, res.reason);
     if let Some(loc) = header(&res.headers, "location") {
         msg += &format!(", Location: {}", redact::url(loc));

@@ -219,7 +219,14 @@ fn a_client_that_closes_but_never_reads_does_not_hold_the_tunnel() {
 fn the_readme_quotes_every_help_text_as_the_binary_prints_it() {
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    for mode in ["client", "server", "connect", "forward", "websockify"] {
+    for mode in [
+        "client",
+        "server",
+        "connect",
+        "forward",
+        "probe",
+        "websockify",
+    ] {
         let out = std::process::Command::new(BIN)
             .args([mode, "--help"])
             .output()
