@@ -463,7 +463,7 @@ fn record_onto_a_full_disk_warns_once_and_the_tunnel_goes_on() {
              127.0.0.1:0 --target \"$2\" --record \"$0/full\"",
         )
         .arg(&dir.0)
-        .args([BIN, &target.arg()]);
+        .args([&*BIN, &target.arg()]);
     let srv = Server::spawn(cmd);
     let (status, out, err) = run_client(&[&srv.url("ws", "/")], b"hi");
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{err}");
