@@ -27,7 +27,8 @@ fn static_binary_serves_tls_and_tunnels_in_an_empty_root() {
         "WSSH_BIN names the binary to test"
     );
     let root = TempDir::new("chroot");
-    let certs = certs(&TempDir::new("chroot-certs"));
+    let made = TempDir::new("chroot-certs");
+    let certs = certs(&made);
     let (ca, cert, key) = (&*certs.ca, &*certs.cert, &*certs.key);
     for (from, to) in [
         (&*BIN, "wssh"),
