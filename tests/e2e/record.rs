@@ -386,7 +386,11 @@ fn record_into_a_read_only_directory_warns_once_and_the_tunnel_works() {
     std::fs::create_dir(&ro).unwrap();
     std::fs::set_permissions(&ro, std::os::unix::fs::PermissionsExt::from_mode(0o555)).unwrap();
     let target = Target::echo();
-    let mut cmd = std::process::Command::new(BIN);
+    // root writes into a 0555 directory anyway: run the server as nobody then, from a copy that
+    // nobody can reach (a checkout under /root, mode 0700, is not).
+    let bin = dir.path("wssh");
+    std::fs::copy(&*BIN, &bin).unwrap();
+    let mut cmd = std::process::Command::new(&bin);
     let base = ro.join("session");
     cmd.args([
         "server",
@@ -396,7 +400,6 @@ fn record_into_a_read_only_directory_warns_once_and_the_tunnel_works() {
         &target.arg(),
     ])
     .args(["--record", base.to_str().unwrap()]);
-    // root writes into a 0555 directory anyway: run the server as nobody then.
     if unsafe { libc::geteuid() } == 0 {
         std::os::unix::process::CommandExt::uid(&mut cmd, 65534);
         std::os::unix::process::CommandExt::gid(&mut cmd, 65534);
