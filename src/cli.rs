@@ -297,6 +297,16 @@ fn websockify(raw: Vec<OsString>) -> Result<Command, Error> {
     }
 }
 
+/// `wssh --version`: the version, the target it was built for and the git commit (src/build.rs).
+pub fn version() -> String {
+    format!(
+        "wssh {} ({}, commit {})\n",
+        env!("CARGO_PKG_VERSION"),
+        env!("WSSH_TARGET"),
+        env!("WSSH_COMMIT")
+    )
+}
+
 /// Parse the command line without the program name.
 pub fn parse(mut raw: Vec<OsString>) -> Result<Command, Error> {
     if raw.first().is_some_and(|a| a == "websockify") {
@@ -311,10 +321,7 @@ pub fn parse(mut raw: Vec<OsString>) -> Result<Command, Error> {
     });
     let mut args = Arguments::from_vec(raw);
     if args.contains("--version") {
-        return Ok(Command::Print(format!(
-            "wssh {}\n",
-            env!("CARGO_PKG_VERSION")
-        )));
+        return Ok(Command::Print(version()));
     }
     let sub = args.subcommand().map_err(usage)?;
     let wants_help = args.contains(["-h", "--help"]);

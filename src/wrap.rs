@@ -357,7 +357,7 @@ mod sys {
             };
             let top = open_files_limit();
             let grace = libc::timespec {
-                tv_sec: super::GRACE.as_secs() as libc::time_t,
+                tv_sec: super::GRACE.as_secs() as _,
                 tv_nsec: 0,
             };
             // SAFETY: the child runs `guard`, which makes only async-signal-safe calls and

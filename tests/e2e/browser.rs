@@ -569,7 +569,7 @@ fn novnc_proxy_launcher_runs_wssh_as_websockify() {
     assert!(said.contains(&ours), "novnc_proxy said: {said}");
     if kind() == Kind::Wssh {
         let exe = std::fs::read_link(format!("/proc/{}/exe", launcher.child)).unwrap();
-        assert_eq!(exe, Path::new(BIN).canonicalize().unwrap(), "not wssh");
+        assert_eq!(exe, Path::new(&*BIN).canonicalize().unwrap(), "not wssh");
     }
     desk.check_novnc(&format!("http://127.0.0.1:{port}/vnc.html?autoconnect=1"));
 }

@@ -37,7 +37,7 @@ fn on_fd0(family: &str, dir: &TempDir, args: &[&str]) -> Command {
         script,
         family,
         sock.to_str().unwrap(),
-        BIN,
+        &BIN,
         "server",
         "--inetd",
     ])
@@ -79,7 +79,7 @@ fn systemd_socket_activation_listens_on_fd3() {
         .port();
     let addr = format!("127.0.0.1:{port}");
     let mut cmd = Command::new("systemd-socket-activate");
-    cmd.args(["-l", &addr, BIN, "server", "--unix-target"])
+    cmd.args(["-l", &addr, &BIN, "server", "--unix-target"])
         .arg(&target);
     // It waits for a first connection before it starts wssh.
     let (proc, _) = spawn_until(cmd, "Listening on");

@@ -2,6 +2,7 @@
 
 mod auth;
 mod browser;
+mod chroot;
 mod console;
 mod daemon;
 mod ends;

@@ -386,7 +386,11 @@ fn record_into_a_read_only_directory_warns_once_and_the_tunnel_works() {
     std::fs::create_dir(&ro).unwrap();
     std::fs::set_permissions(&ro, std::os::unix::fs::PermissionsExt::from_mode(0o555)).unwrap();
     let target = Target::echo();
-    let mut cmd = std::process::Command::new(BIN);
+    // root writes into a 0555 directory anyway: run the server as nobody then, from a copy that
+    // nobody can reach (a checkout under /root, mode 0700, is not).
+    let bin = dir.path("wssh");
+    std::fs::copy(&*BIN, &bin).unwrap();
+    let mut cmd = std::process::Command::new(&bin);
     let base = ro.join("session");
     cmd.args([
         "server",
@@ -396,7 +400,6 @@ fn record_into_a_read_only_directory_warns_once_and_the_tunnel_works() {
         &target.arg(),
     ])
     .args(["--record", base.to_str().unwrap()]);
-    // root writes into a 0555 directory anyway: run the server as nobody then.
     if unsafe { libc::geteuid() } == 0 {
         std::os::unix::process::CommandExt::uid(&mut cmd, 65534);
         std::os::unix::process::CommandExt::gid(&mut cmd, 65534);
@@ -463,7 +466,7 @@ fn record_onto_a_full_disk_warns_once_and_the_tunnel_goes_on() {
              127.0.0.1:0 --target \"$2\" --record \"$0/full\"",
         )
         .arg(&dir.0)
-        .args([BIN, &target.arg()]);
+        .args([&*BIN, &target.arg()]);
     let srv = Server::spawn(cmd);
     let (status, out, err) = run_client(&[&srv.url("ws", "/")], b"hi");
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{err}");

@@ -10,7 +10,40 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_wssh");
+/// The binary under test: `WSSH_BIN` when set (scripts/test points the core tunnel tests at the
+/// static musl build), else the one cargo built beside these tests. `BIN` stands for that path
+/// wherever a `&str`, a path or a command's program is wanted (`&BIN` as a `&str`).
+pub const BIN: Bin = Bin;
+pub struct Bin;
+
+impl std::ops::Deref for Bin {
+    type Target = str;
+    fn deref(&self) -> &str {
+        static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        PATH.get_or_init(|| {
+            std::env::var("WSSH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_wssh").to_string())
+        })
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for Bin {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        (**self).as_ref()
+    }
+}
+
+impl AsRef<Path> for Bin {
+    fn as_ref(&self) -> &Path {
+        Path::new(&**self)
+    }
+}
+
+impl std::fmt::Display for Bin {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(self)
+    }
+}
+
 /// Upper bound for anything that should take a moment: a hang fails the test, not CI.
 pub const PATIENCE: Duration = Duration::from_secs(20);
 

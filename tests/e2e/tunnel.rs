@@ -57,6 +57,23 @@ fn bulk_both_ways(scheme: &str) {
 }
 
 #[test]
+fn the_binary_under_test_is_the_one_given() {
+    // scripts/test runs this module against the static musl build too (WSSH_BIN, with
+    // WSSH_BIN_TARGET naming its target): the version line must name that target and the commit
+    // these tests were built from, and a server started by the helpers must be that very file.
+    let target = std::env::var("WSSH_BIN_TARGET").unwrap_or(env!("WSSH_TARGET").into());
+    let want = format!(
+        "wssh {} ({target}, commit {})\n",
+        env!("CARGO_PKG_VERSION"),
+        env!("WSSH_COMMIT")
+    );
+    assert_eq!(run(std::process::Command::new(BIN).arg("--version")), want);
+    let srv = Server::start(&[]);
+    let exe = std::fs::read_link(format!("/proc/{}/exe", srv.proc.pid())).unwrap();
+    assert_eq!(exe, std::path::Path::new(&*BIN).canonicalize().unwrap());
+}
+
+#[test]
 fn bulk_64mib_each_way_at_once_over_ws() {
     bulk_both_ways("ws");
 }

@@ -14,7 +14,7 @@ fn the_systemd_units_verify_cleanly() {
         let text = std::fs::read_to_string(&p).unwrap();
         assert!(text.contains("/usr/local/bin/wssh") || p.extension().unwrap() == "socket");
         let dest = dir.path(p.file_name().unwrap().to_str().unwrap());
-        std::fs::write(&dest, text.replace("/usr/local/bin/wssh", BIN)).unwrap();
+        std::fs::write(&dest, text.replace("/usr/local/bin/wssh", &BIN)).unwrap();
         units.push(dest);
     }
     assert_eq!(units.len(), 3, "{units:?}");

@@ -312,7 +312,7 @@ fn under_strace_no_file_outside_the_web_root_is_opened() {
     cmd.args(["-f", "-y", "-e", "trace=openat,open,openat2", "-o"])
         .arg(&trace)
         .args([
-            BIN,
+            &*BIN,
             "server",
             "--listen",
             "127.0.0.1:0",
