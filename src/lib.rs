@@ -26,6 +26,8 @@
 //! - `pump`: one tunnel's WebSocket shared by its two threads, keepalive, the readiness wait,
 //!   how bytes travel in messages (binary, or base64 text);
 //! - `tls`: the client's connector and the server's acceptor, the plain-or-TLS `Stream`;
+//! - `sendq` (Apple): the socket under Secure Transport, with a send queue of its own so that
+//!   no byte stays inside Secure Transport;
 //! - `origin`: pure allow or deny of a browser's `Origin` (`--origin`, same origin with `--web`);
 //! - `policy`: pure allow or deny of targets (`--allow`, `--hosts`, trusted proxies), and of
 //!   the addresses an allowed name resolves to;
@@ -58,6 +60,8 @@ pub mod proxy;
 pub mod pump;
 pub mod record;
 pub mod redact;
+#[cfg(any(target_vendor = "apple", test))]
+pub mod sendq;
 pub mod server;
 pub mod tls;
 pub mod tokens;

@@ -732,7 +732,9 @@ where
 
 /// Descriptors one tunnel holds: its WebSocket and a clone to wait on, the local socket, a clone
 /// for the second thread and one for the shutdown registry. A pending connection holds two.
+#[cfg(unix)]
 const FDS_PER_TUNNEL: usize = 5;
+#[cfg(unix)]
 const FDS_PER_PENDING: usize = 2;
 
 /// Raise the soft limit on open files to the hard one (a login's default of 1024 would allow
@@ -748,17 +750,14 @@ fn check_open_files(limits: &Limits) {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
             return;
         }
-        if lim.rlim_cur < lim.rlim_max {
+        let want = open_files_wanted(lim.rlim_max);
+        if lim.rlim_cur < want {
             let raised = libc::rlimit {
-                rlim_cur: lim.rlim_max,
+                rlim_cur: want,
                 rlim_max: lim.rlim_max,
             };
             if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                log::debug!(
-                    "open files limit raised from {} to {}",
-                    lim.rlim_cur,
-                    lim.rlim_max
-                );
+                log::debug!("open files limit raised from {} to {want}", lim.rlim_cur);
                 lim = raised;
             }
         }
@@ -775,6 +774,18 @@ fn check_open_files(limits: &Limits) {
             lim.rlim_cur,
             limits.max_tunnels
         );
+    }
+}
+
+/// The soft limit to raise to: the hard one, but on macOS at most `OPEN_MAX` (10240), since
+/// its setrlimit refuses more than that for open files even when the hard limit is
+/// `RLIM_INFINITY` (as it is by default there).
+#[cfg(unix)]
+fn open_files_wanted(hard: libc::rlim_t) -> libc::rlim_t {
+    const OPEN_MAX: libc::rlim_t = 10240;
+    match cfg!(target_vendor = "apple") {
+        true => hard.min(OPEN_MAX),
+        false => hard,
     }
 }
 

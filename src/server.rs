@@ -490,7 +490,9 @@ fn addresses(
 /// Where a tunnel goes: a routed TCP target, or a Unix socket.
 enum Way {
     Net(Route),
-    /// The socket, and how to name it in logs (a token directory's entry is a secret).
+    /// The socket, and how to name it in logs (a token directory's entry is a secret). Without
+    /// Unix sockets (Windows) only the name is used, to refuse.
+    #[cfg_attr(not(unix), allow(dead_code))]
     Unix(PathBuf, String),
 }
 

@@ -8,10 +8,40 @@ use native_tls::{Certificate, HandshakeError, TlsConnector, TlsStream};
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 
+/// What native-tls runs on: the socket itself, or on Apple the socket with a send queue of its
+/// own (`sendq`), so that Secure Transport never keeps bytes back.
+#[cfg(not(target_vendor = "apple"))]
+type Under = TcpStream;
+#[cfg(target_vendor = "apple")]
+type Under = crate::sendq::SendQ;
+
+#[cfg(not(target_vendor = "apple"))]
+fn under(tcp: TcpStream) -> Under {
+    tcp
+}
+#[cfg(target_vendor = "apple")]
+fn under(tcp: TcpStream) -> Under {
+    crate::sendq::SendQ::new(tcp)
+}
+
+/// The socket in `Under`.
+fn socket(u: &Under) -> &TcpStream {
+    #[cfg(target_vendor = "apple")]
+    let u = u.tcp();
+    u
+}
+
+/// After native-tls's flush: whatever `Under` still holds goes out, or `WouldBlock`.
+fn drain(_u: &mut Under) -> io::Result<()> {
+    #[cfg(target_vendor = "apple")]
+    _u.drain()?;
+    Ok(())
+}
+
 /// A TCP connection, with or without TLS on it.
 pub enum Stream {
     Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
+    Tls(Box<TlsStream<Under>>),
     /// The server's TLS, on OpenSSL platforms.
     #[cfg(all(unix, not(target_vendor = "apple")))]
     Ssl(Box<openssl::ssl::SslStream<TcpStream>>),
@@ -22,7 +52,7 @@ impl Stream {
     pub fn tcp(&self) -> &TcpStream {
         match self {
             Stream::Plain(s) => s,
-            Stream::Tls(s) => s.get_ref(),
+            Stream::Tls(s) => socket(s.get_ref()),
             #[cfg(all(unix, not(target_vendor = "apple")))]
             Stream::Ssl(s) => s.get_ref(),
         }
@@ -52,7 +82,10 @@ impl Write for Stream {
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Stream::Plain(s) => s.flush(),
-            Stream::Tls(s) => s.flush(),
+            Stream::Tls(s) => {
+                s.flush()?;
+                drain(s.get_mut())
+            }
             #[cfg(all(unix, not(target_vendor = "apple")))]
             Stream::Ssl(s) => s.flush(),
         }
@@ -238,7 +271,7 @@ pub fn accept(a: &Acceptor, tcp: TcpStream) -> Result<Stream, Error> {
         }
     };
     #[cfg(not(all(unix, not(target_vendor = "apple"))))]
-    let r = match a.accept(tcp) {
+    let r = match a.accept(under(tcp)) {
         Ok(s) => Ok(Stream::Tls(Box::new(s))),
         Err(HandshakeError::WouldBlock(_)) => Err("timed out".to_string()),
         Err(e) => Err(e.to_string()),
@@ -273,7 +306,7 @@ fn linger(tcp: &TcpStream) {
 
 /// Run the client side of the TLS handshake on a connected (blocking) socket.
 pub fn connect(c: &TlsConnector, host: &str, tcp: TcpStream) -> Result<Stream, Error> {
-    match c.connect(host, tcp) {
+    match c.connect(host, under(tcp)) {
         Ok(s) => Ok(Stream::Tls(Box::new(s))),
         Err(HandshakeError::Failure(e)) => Err(Error::Tls(describe(host, &e.to_string()))),
         Err(HandshakeError::WouldBlock(_)) => {
@@ -282,8 +315,10 @@ pub fn connect(c: &TlsConnector, host: &str, tcp: TcpStream) -> Result<Stream, E
     }
 }
 
-/// Turn OpenSSL's long error text into one line a user can act on.
+/// Turn OpenSSL's long error text (or schannel's number) into one line a user can act on.
 fn describe(host: &str, msg: &str) -> String {
+    let msg = &crate::error::words(msg);
+    let hint = "(use --ca FILE to trust a private CA)";
     if let Some(m) = client_cert_alert(host, msg) {
         m
     } else if msg.contains("certificate verify failed") {
@@ -291,8 +326,10 @@ fn describe(host: &str, msg: &str) -> String {
             .rsplit_once('(')
             .map(|(_, w)| w.trim_end_matches(')'))
             .unwrap_or("");
-        let hint = "(use --ca FILE to trust a private CA)";
         format!("certificate verify failed for {host}: {why} {hint}")
+    } else if msg.contains("(os error 0x800B") || msg.contains("(os error 0x800920") {
+        // schannel's verdict on the certificate (CERT_E_*, CRYPT_E_*), put in words.
+        format!("certificate verify failed for {host}: {msg} {hint}")
     } else {
         format!("handshake with {host} failed: {msg}")
     }
@@ -332,6 +369,17 @@ mod tests {
             super::describe("gw", m),
             "certificate verify failed for gw: self-signed certificate \
              (use --ca FILE to trust a private CA)"
+        );
+    }
+
+    #[test]
+    fn schannel_verify_failure_is_in_words() {
+        let m = "OS Error -2146762481 (FormatMessageW() returned error 317) (os error \
+                 -2146762481)";
+        assert_eq!(
+            super::describe("gw", m),
+            "certificate verify failed for gw: the certificate is not for this host name \
+             (os error 0x800B010F) (use --ca FILE to trust a private CA)"
         );
     }
 
