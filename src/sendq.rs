@@ -48,6 +48,13 @@ impl SendQ {
     }
 }
 
+/// No payload in a debug line: only how much waits.
+impl std::fmt::Debug for SendQ {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SendQ({} bytes queued)", self.queue.len())
+    }
+}
+
 impl Read for SendQ {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.tcp.read(buf)
