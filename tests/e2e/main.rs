@@ -21,4 +21,5 @@ mod tunnel;
 mod units;
 mod web;
 mod websockify;
+mod wine;
 mod wrap;
