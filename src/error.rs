@@ -68,52 +68,53 @@ impl Error {
 
 /// What the common Windows error numbers mean: socket errors, and the schannel and certificate
 /// HRESULTs a TLS handshake can end with.
-const WINDOWS_ERRORS: &[(i64, &str)] = &[
-    (2, "file not found"),
-    (3, "path not found"),
-    (5, "access denied"),
-    (109, "broken pipe"),
-    (232, "the pipe is being closed"),
-    (10048, "address already in use"),
-    (10049, "address not available"),
-    (10050, "network down"),
-    (10051, "network unreachable"),
-    (10053, "connection aborted"),
-    (10054, "connection reset by peer"),
-    (10060, "connection timed out"),
-    (10061, "connection refused"),
-    (10065, "no route to host"),
-    (11001, "host not found"),
-    (11002, "host not found, try again"),
-    (11004, "no address for this name"),
-    (0x8009_0304, "TLS internal error"),
-    (0x8009_0308, "invalid TLS message"),
-    (0x8009_030E, "no TLS credentials (certificate or key) usable"),
-    (0x8009_0325, "the certificate chain ends in a root that is not trusted"),
-    (0x8009_0326, "the peer sent a TLS message it should not have"),
-    (0x8009_0327, "the certificate is not known"),
-    (0x8009_0331, "no TLS version or cipher in common"),
-    (0x8009_2010, "the certificate is revoked"),
-    (0x8009_2012, "the revocation of the certificate could not be checked"),
-    (0x8009_2013, "the certificate's revocation server is offline"),
-    (0x800B_0101, "the certificate has expired or is not valid yet"),
-    (0x800B_0109, "the certificate chain ends in a root that is not trusted"),
-    (0x800B_010A, "the certificate chain does not reach a trusted root"),
-    (0x800B_010C, "the certificate is revoked"),
-    (
-        0x800B_010E,
-        "the revocation of the certificate could not be checked (it names no revocation source)",
-    ),
-    (0x800B_010F, "the certificate is not for this host name"),
-    (0x800B_0110, "the certificate is not for server authentication"),
-];
+fn windows_text(code: u32) -> Option<&'static str> {
+    Some(match code {
+        2 => "file not found",
+        3 => "path not found",
+        5 => "access denied",
+        109 => "broken pipe",
+        232 => "the pipe is being closed",
+        10048 => "address already in use",
+        10049 => "address not available",
+        10050 => "network down",
+        10051 => "network unreachable",
+        10053 => "connection aborted",
+        10054 => "connection reset by peer",
+        10060 => "connection timed out",
+        10061 => "connection refused",
+        10065 => "no route to host",
+        11001 => "host not found",
+        11002 => "host not found, try again",
+        11004 => "no address for this name",
+        0x8009_0304 => "TLS internal error",
+        0x8009_0308 => "invalid TLS message",
+        0x8009_030E => "no TLS credentials (certificate or key) usable",
+        0x8009_0325 => "the certificate chain ends in a root that is not trusted",
+        0x8009_0326 => "the peer sent a TLS message it should not have",
+        0x8009_0327 => "the certificate is not known",
+        0x8009_0331 => "no TLS version or cipher in common",
+        0x8009_2010 => "the certificate is revoked",
+        0x8009_2012 => "the revocation of the certificate could not be checked",
+        0x8009_2013 => "the certificate's revocation server is offline",
+        0x800B_0101 => "the certificate has expired or is not valid yet",
+        0x800B_0109 => "the certificate chain ends in a root that is not trusted",
+        0x800B_010A => "the certificate chain does not reach a trusted root",
+        0x800B_010C => "the certificate is revoked",
+        0x800B_010E => {
+            "the revocation of the certificate could not be checked (it names no revocation source)"
+        }
+        0x800B_010F => "the certificate is not for this host name",
+        0x800B_0110 => "the certificate is not for server authentication",
+        _ => return None,
+    })
+}
 
 /// Rust's text for a Windows error the system had no words for is
 /// `OS Error N (FormatMessageW() returned error M)`: put that in words (or at least in hex,
 /// as Windows documents HRESULTs). Everything else is left as it is.
 pub fn words(msg: &str) -> String {
     const HEAD: &str = "OS Error ";
-    const TAIL: &str = ")";
     let Some(at) = msg.find(HEAD) else {
         return msg.to_string();
     };
@@ -128,14 +129,12 @@ pub fn words(msg: &str) -> String {
     // The fallback's own parenthesis, when there is one, goes too.
     let after = &rest[digits..];
     let after = match after.strip_prefix(" (FormatMessageW()") {
-        Some(a) => a.find(TAIL).map_or("", |e| &a[e + 1..]),
+        Some(a) => a.find(')').map_or("", |e| &a[e + 1..]),
         None => after,
     };
     let code = n as i32 as u32; // an HRESULT comes negative: its 32 bits
-    let text = WINDOWS_ERRORS
-        .iter()
-        .find(|&&(c, _)| c == n || c == code as i64)
-        .map_or_else(|| format!("Windows error 0x{code:08X}"), |(_, t)| t.to_string());
+    let text =
+        windows_text(code).map_or_else(|| format!("Windows error 0x{code:08X}"), String::from);
     let after = after.replace(&format!(" (os error {n})"), "");
     // Win32 and socket errors are documented in decimal, HRESULTs in hex.
     let num = match n {

@@ -123,7 +123,10 @@ mod tests {
                 break;
             }
         }
-        assert!(q.queue.len() > 100 * 1024, "the kernel took everything: no test");
+        assert!(
+            q.queue.len() > 100 * 1024,
+            "the kernel took everything: no test"
+        );
         let n = want.len();
         let reader = std::thread::spawn(move || {
             let mut got = vec![0u8; n];

@@ -11,7 +11,9 @@ use std::process::Command;
 
 /// The Wine loader and wssh.exe; None (after saying so) outside CI when not configured.
 fn setup() -> Option<(String, String)> {
-    let exe = std::env::var("WSSH_WINE_EXE").ok().filter(|e| exists(Path::new(e)));
+    let exe = std::env::var("WSSH_WINE_EXE")
+        .ok()
+        .filter(|e| exists(Path::new(e)));
     let loader = ["/usr/lib/wine/wine64", "/usr/bin/wine64", "/usr/bin/wine"]
         .into_iter()
         .find(|p| exists(Path::new(p)));
@@ -92,7 +94,10 @@ fn exit_codes_and_errors_in_words() {
     assert_eq!(status.code(), Some(2), "{err}");
     assert!(err.contains("see wssh --help"), "{err}");
 
-    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let url = format!("ws://{closed}/");
     let (status, _, err) = outcome(&mut wine(&["client", &url]).unwrap(), Some(b""));
     assert_eq!(status.code(), Some(1), "{err}");
@@ -106,7 +111,10 @@ fn exit_codes_and_errors_in_words() {
         Some(b""),
     );
     assert_eq!(status.code(), Some(1), "{err}");
-    assert!(err.contains("server closed the tunnel with code 1011"), "{err}");
+    assert!(
+        err.contains("server closed the tunnel with code 1011"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -209,8 +217,13 @@ fn curl_through_wssh_exe_connect() {
 #[test]
 fn wssh_exe_server_serves_a_linux_client_over_ws_not_wss() {
     let target = counting_target();
-    let Some(cmd) = wine(&["server", "--listen", "127.0.0.1:0", "--target", &target.arg()])
-    else {
+    let Some(cmd) = wine(&[
+        "server",
+        "--listen",
+        "127.0.0.1:0",
+        "--target",
+        &target.arg(),
+    ]) else {
         return;
     };
     let srv = Server::spawn(cmd);
@@ -237,6 +250,9 @@ fn wssh_exe_server_serves_a_linux_client_over_ws_not_wss() {
     .unwrap();
     let (status, _, err) = outcome(&mut cmd, None);
     assert_eq!(status.code(), Some(2), "{err}");
-    assert!(err.contains(&format!("{} and {}", certs.cert, certs.key)), "{err}");
+    assert!(
+        err.contains(&format!("{} and {}", certs.cert, certs.key)),
+        "{err}"
+    );
     assert_in_words(&err);
 }
