@@ -1,7 +1,9 @@
 //! TLS set-up and the one stream type every tunnel runs on (plain or TLS over TCP). The client
 //! uses native-tls (the system's TLS and roots everywhere). The server uses OpenSSL directly
 //! where native-tls would use it anyway (Unix but Apple), for TLS 1.3 and AES-GCM first; it falls
-//! back to native-tls elsewhere. PEM files are loaded at start-up, before any socket.
+//! back to native-tls elsewhere. PEM files are loaded at start-up, before any socket. On Apple,
+//! native-tls (Secure Transport) runs on `sendq::SendQ`, and `Stream::flush` drains that queue,
+//! so that a flush that returns Ok has put every byte in the kernel there too.
 
 use crate::error::Error;
 use native_tls::{Certificate, HandshakeError, TlsConnector, TlsStream};

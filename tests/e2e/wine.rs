@@ -198,7 +198,7 @@ fn curl_through_wssh_exe_connect() {
     let web = http_target("hello through wssh.exe");
     let srv = Server::start(&["--allow", "127.0.0.1:*"]);
     let template = srv.url("ws", "/ssh/{host}:{port}");
-    let Some(mut cmd) = wine(&["connect", "--listen", "127.0.0.1:0", &template]) else {
+    let Some(cmd) = wine(&["connect", "--listen", "127.0.0.1:0", &template]) else {
         return;
     };
     let connect = Server::spawn(cmd);
