@@ -98,18 +98,34 @@ fn read_file(path: &str) -> Result<Vec<u8>, Error> {
     std::fs::read(path).map_err(|e| Error::Usage(format!("read {path}: {e}")))
 }
 
+/// The client's TLS: native-tls's connector, and on Windows the `--ca` roots that wssh checks
+/// the server's certificate against itself (`wincert`), schannel's own check being off then.
+#[derive(Clone, Debug)]
+pub struct Connector {
+    tls: TlsConnector,
+    /// DER of each `--ca` certificate (empty: schannel's own check, or `--insecure`).
+    #[cfg(windows)]
+    roots: Vec<Vec<u8>>,
+}
+
 /// The client's connector: system roots, plus `--ca` files; `insecure` skips all verification;
 /// `identity` (certificate chain, key) is presented to a server that asks for one.
 pub fn connector(
     ca_files: &[String],
     insecure: bool,
     identity: Option<(&str, &str)>,
-) -> Result<TlsConnector, Error> {
+) -> Result<Connector, Error> {
     let mut b = TlsConnector::builder();
+    #[cfg(windows)]
+    let mut roots = Vec::new();
     for path in ca_files {
         let pem = read_file(path)?;
         let cert = Certificate::from_pem(&pem)
             .map_err(|e| Error::Usage(format!("{path}: not a PEM certificate: {e}")))?;
+        #[cfg(windows)]
+        if !insecure {
+            roots.push(cert.to_der().map_err(|e| Error::Tls(e.to_string()))?);
+        }
         b.add_root_certificate(cert);
     }
     if let Some((cert_file, key_file)) = identity {
@@ -118,9 +134,17 @@ pub fn connector(
             .map_err(|e| Error::Usage(format!("{cert_file} and {key_file}: {e}")))?;
         b.identity(id);
     }
+    // With `--ca` on Windows, `wincert` checks the certificate once the handshake is done.
+    #[cfg(windows)]
+    let insecure = insecure || !roots.is_empty();
     b.danger_accept_invalid_certs(insecure)
         .danger_accept_invalid_hostnames(insecure);
-    b.build().map_err(|e| Error::Tls(e.to_string()))
+    let tls = b.build().map_err(|e| Error::Tls(e.to_string()))?;
+    Ok(Connector {
+        tls,
+        #[cfg(windows)]
+        roots,
+    })
 }
 
 /// A PEM key file, refused unless it is PKCS#8 (what native-tls takes), with the conversion.
@@ -307,14 +331,37 @@ fn linger(tcp: &TcpStream) {
 }
 
 /// Run the client side of the TLS handshake on a connected (blocking) socket.
-pub fn connect(c: &TlsConnector, host: &str, tcp: TcpStream) -> Result<Stream, Error> {
-    match c.connect(host, under(tcp)) {
-        Ok(s) => Ok(Stream::Tls(Box::new(s))),
+pub fn connect(c: &Connector, host: &str, tcp: TcpStream) -> Result<Stream, Error> {
+    match c.tls.connect(host, under(tcp)) {
+        Ok(s) => {
+            #[cfg(windows)]
+            check_roots(c, host, &s)?;
+            Ok(Stream::Tls(Box::new(s)))
+        }
         Err(HandshakeError::Failure(e)) => Err(Error::Tls(describe(host, &e.to_string()))),
         Err(HandshakeError::WouldBlock(_)) => {
             Err(Error::Tls(format!("handshake with {host} timed out")))
         }
     }
+}
+
+/// With `--ca` on Windows: the server's certificate against those roots, before any byte goes.
+#[cfg(windows)]
+fn check_roots(c: &Connector, host: &str, s: &TlsStream<Under>) -> Result<(), Error> {
+    if c.roots.is_empty() {
+        return Ok(());
+    }
+    let failed = |why: &dyn std::fmt::Display| {
+        Error::Tls(format!("certificate verify failed for {host}: {why}"))
+    };
+    let leaf = match s.peer_certificate() {
+        Ok(Some(cert)) => cert.to_der().map_err(|e| failed(&e))?,
+        Ok(None) => return Err(failed(&"the server sent no certificate")),
+        Err(e) => return Err(failed(&e)),
+    };
+    // The host as the URL gave it: a name, or an IP address in brackets for IPv6.
+    let name = host.trim_start_matches('[').trim_end_matches(']');
+    crate::wincert::verify(&leaf, &c.roots, name).map_err(|e| failed(&e))
 }
 
 /// Turn OpenSSL's long error text (or schannel's number) into one line a user can act on.
