@@ -750,7 +750,7 @@ fn check_open_files(limits: &Limits) {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
             return;
         }
-        let want = open_files_wanted(lim.rlim_max);
+        let want = open_files_wanted(lim.rlim_max, cfg!(target_vendor = "apple"));
         if lim.rlim_cur < want {
             let raised = libc::rlimit {
                 rlim_cur: want,
@@ -781,9 +781,9 @@ fn check_open_files(limits: &Limits) {
 /// its setrlimit refuses more than that for open files even when the hard limit is
 /// `RLIM_INFINITY` (as it is by default there).
 #[cfg(unix)]
-fn open_files_wanted(hard: libc::rlim_t) -> libc::rlim_t {
+fn open_files_wanted(hard: libc::rlim_t, apple: bool) -> libc::rlim_t {
     const OPEN_MAX: libc::rlim_t = 10240;
-    match cfg!(target_vendor = "apple") {
+    match apple {
         true => hard.min(OPEN_MAX),
         false => hard,
     }
@@ -819,5 +819,18 @@ mod tests {
         check("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::");
         check("2001:db8:1:2:ffff::1", "2001:db8:1:2::");
         check("::1", "::");
+    }
+
+    #[test]
+    fn open_files_limit_is_clamped_on_macos_only() {
+        let inf = libc::RLIM_INFINITY;
+        for (hard, apple, want) in [
+            (inf, true, 10240),
+            (4096, true, 4096),
+            (1_048_576, false, 1_048_576),
+            (inf, false, inf),
+        ] {
+            assert_eq!(open_files_wanted(hard, apple), want, "{hard} {apple}");
+        }
     }
 }

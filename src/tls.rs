@@ -359,9 +359,7 @@ fn check_roots(c: &Connector, host: &str, s: &TlsStream<Under>) -> Result<(), Er
         Ok(None) => return Err(failed(&"the server sent no certificate")),
         Err(e) => return Err(failed(&e)),
     };
-    // The host as the URL gave it: a name, or an IP address in brackets for IPv6.
-    let name = host.trim_start_matches('[').trim_end_matches(']');
-    crate::wincert::verify(&leaf, &c.roots, name).map_err(|e| failed(&e))
+    crate::wincert::verify(&leaf, &c.roots, host).map_err(|e| failed(&e))
 }
 
 /// Turn OpenSSL's long error text (or schannel's number) into one line a user can act on.
