@@ -375,8 +375,16 @@ fn describe(host: &str, msg: &str) -> String {
             .unwrap_or("");
         format!("certificate verify failed for {host}: {why} {hint}")
     } else if msg.contains("(os error 0x800B") || msg.contains("(os error 0x800920") {
-        // schannel's verdict on the certificate (CERT_E_*, CRYPT_E_*), put in words.
+        // schannel's verdict on the certificate (CERT_E_*, CRYPT_E_*), put in words; the hint
+        // only where a CA is what is missing.
+        let hint = if msg.contains("trusted root") || msg.contains("not trusted") {
+            hint
+        } else {
+            ""
+        };
         format!("certificate verify failed for {host}: {msg} {hint}")
+            .trim_end()
+            .to_string()
     } else {
         format!("handshake with {host} failed: {msg}")
     }
@@ -426,7 +434,7 @@ mod tests {
         assert_eq!(
             super::describe("gw", m),
             "certificate verify failed for gw: the certificate is not for this host name \
-             (os error 0x800B010F) (use --ca FILE to trust a private CA)"
+             (os error 0x800B010F)"
         );
     }
 
