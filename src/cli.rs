@@ -17,7 +17,6 @@ use crate::redact;
 use crate::url::{self, WsUrl};
 use crate::websockify::{self, Websockify};
 use log::LevelFilter;
-use native_tls::TlsConnector;
 use pico_args::Arguments;
 use std::ffi::OsString;
 use std::io::{BufRead, Read};
@@ -41,7 +40,7 @@ pub enum Command {
 /// How the client side of every mode reaches the server.
 pub struct Dialer {
     /// Present when the URL (or template) is wss://.
-    pub tls: Option<TlsConnector>,
+    pub tls: Option<crate::tls::Connector>,
     pub insecure: bool,
     pub headers: Vec<String>,
     /// The password for the URL's user, given apart from the URL (`--password-file`,

@@ -34,6 +34,9 @@
 //! - `pump`: one tunnel's WebSocket shared by its two threads, keepalive, the readiness wait,
 //!   how bytes travel in messages (binary, or base64 text);
 //! - `tls`: the client's connector and the server's acceptor, the plain-or-TLS `Stream`;
+//! - `sendq` (Apple): the socket under Secure Transport, with a send queue of its own so that
+//!   no byte stays inside Secure Transport;
+//! - `wincert` (Windows): the server certificate's check against `--ca` roots, by CryptoAPI;
 //! - `origin`: pure allow or deny of a browser's `Origin` (`--origin`, same origin with `--web`);
 //! - `policy`: pure allow or deny of targets (`--allow`, `--hosts`, trusted proxies), and of
 //!   the addresses an allowed name resolves to;
@@ -69,6 +72,8 @@ pub mod proxy;
 pub mod pump;
 pub mod record;
 pub mod redact;
+#[cfg(any(target_vendor = "apple", test))]
+pub mod sendq;
 pub mod server;
 pub mod syslog;
 pub mod throughput;
@@ -77,6 +82,8 @@ pub mod tokens;
 pub mod url;
 pub mod web;
 pub mod websockify;
+#[cfg(windows)]
+pub mod wincert;
 pub mod wrap;
 pub mod ws;
 

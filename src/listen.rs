@@ -1023,7 +1023,9 @@ where
 /// Descriptors one tunnel holds: its two sockets (the threads, the waits and the shutdown
 /// registry share them). A pending connection holds two: its socket and the clone the
 /// listener cuts it with.
+#[cfg(unix)]
 const FDS_PER_TUNNEL: usize = 2;
+#[cfg(unix)]
 const FDS_PER_PENDING: usize = 2;
 
 /// Raise the soft limit on open files to the hard one (a login's default of 1024 would allow
@@ -1039,17 +1041,14 @@ fn check_open_files(limits: &Limits) {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
             return;
         }
-        if lim.rlim_cur < lim.rlim_max {
+        let want = open_files_wanted(lim.rlim_max, cfg!(target_vendor = "apple"));
+        if lim.rlim_cur < want {
             let raised = libc::rlimit {
-                rlim_cur: lim.rlim_max,
+                rlim_cur: want,
                 rlim_max: lim.rlim_max,
             };
             if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                log::debug!(
-                    "open files limit raised from {} to {}",
-                    lim.rlim_cur,
-                    lim.rlim_max
-                );
+                log::debug!("open files limit raised from {} to {want}", lim.rlim_cur);
                 lim = raised;
             }
         }
@@ -1103,6 +1102,18 @@ fn check_map_count(limits: &Limits) {
 #[cfg(not(target_os = "linux"))]
 fn check_map_count(_limits: &Limits) {}
 
+/// The soft limit to raise to: the hard one, but on macOS at most `OPEN_MAX` (10240), since
+/// its setrlimit refuses more than that for open files even when the hard limit is
+/// `RLIM_INFINITY` (as it is by default there).
+#[cfg(unix)]
+fn open_files_wanted(hard: libc::rlim_t, apple: bool) -> libc::rlim_t {
+    const OPEN_MAX: libc::rlim_t = 10240;
+    match apple {
+        true => hard.min(OPEN_MAX),
+        false => hard,
+    }
+}
+
 #[cfg(not(unix))]
 fn check_open_files(_limits: &Limits) {}
 
@@ -1133,5 +1144,18 @@ mod tests {
         check("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::");
         check("2001:db8:1:2:ffff::1", "2001:db8:1:2::");
         check("::1", "::");
+    }
+
+    #[test]
+    fn open_files_limit_is_clamped_on_macos_only() {
+        let inf = libc::RLIM_INFINITY;
+        for (hard, apple, want) in [
+            (inf, true, 10240),
+            (4096, true, 4096),
+            (1_048_576, false, 1_048_576),
+            (inf, false, inf),
+        ] {
+            assert_eq!(open_files_wanted(hard, apple), want, "{hard} {apple}");
+        }
     }
 }

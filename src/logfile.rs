@@ -4,12 +4,13 @@
 //! or filter log lines.
 
 use crate::error::Error;
+#[cfg(unix)]
 use std::ffi::CString;
 use std::path::Path;
-use std::sync::OnceLock;
 
 /// The file, once `--log-file` has redirected stderr to it.
-static PATH: OnceLock<CString> = OnceLock::new();
+#[cfg(unix)]
+static PATH: std::sync::OnceLock<CString> = std::sync::OnceLock::new();
 
 /// Point stderr at FILE (appended, created 0640).
 #[cfg(unix)]

@@ -246,7 +246,13 @@ fn handshake(state: &State, hub: &Hub, id: u64, sock: TcpStream) -> Result<Optio
     let trusted = peer_ip.is_some_and(|ip| cfg.trusted_proxies.iter().any(|r| r.contains_ip(ip)));
     // A page the user happens to visit must not reach the targets (cross-site WebSocket).
     if let Err(log) = origin_ok(state, &req, &stream) {
-        return Err(refuse(&mut stream, 403, Why::Origin, "origin not allowed", &log));
+        return Err(refuse(
+            &mut stream,
+            403,
+            Why::Origin,
+            "origin not allowed",
+            &log,
+        ));
     }
     // Now a tunnel, not a pending connection: it counts against --max-tunnels and
     // --max-per-ip (the real client's address; a trusted proxy that names none is not counted).
@@ -599,7 +605,9 @@ fn addresses(
 /// Where a tunnel goes: a routed TCP target, or a Unix socket.
 enum Way {
     Net(Route),
-    /// The socket, and how to name it in logs (a token directory's entry is a secret).
+    /// The socket, and how to name it in logs (a token directory's entry is a secret). Without
+    /// Unix sockets (Windows) only the name is used, to refuse.
+    #[cfg_attr(not(unix), allow(dead_code))]
     Unix(PathBuf, String),
 }
 

@@ -1,17 +1,49 @@
 //! TLS set-up and the one stream type every tunnel runs on (plain or TLS over TCP). The client
 //! uses native-tls (the system's TLS and roots everywhere). The server uses OpenSSL directly
 //! where native-tls would use it anyway (Unix but Apple), for TLS 1.3 and AES-GCM first; it falls
-//! back to native-tls elsewhere. PEM files are loaded at start-up, before any socket.
+//! back to native-tls elsewhere. PEM files are loaded at start-up, before any socket. On Apple,
+//! native-tls (Secure Transport) runs on `sendq::SendQ`, and `Stream::flush` drains that queue,
+//! so that a flush that returns Ok has put every byte in the kernel there too.
 
 use crate::error::Error;
 use native_tls::{Certificate, HandshakeError, TlsConnector, TlsStream};
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 
+/// What native-tls runs on: the socket itself, or on Apple the socket with a send queue of its
+/// own (`sendq`), so that Secure Transport never keeps bytes back.
+#[cfg(not(target_vendor = "apple"))]
+type Under = TcpStream;
+#[cfg(target_vendor = "apple")]
+type Under = crate::sendq::SendQ;
+
+#[cfg(not(target_vendor = "apple"))]
+fn under(tcp: TcpStream) -> Under {
+    tcp
+}
+#[cfg(target_vendor = "apple")]
+fn under(tcp: TcpStream) -> Under {
+    crate::sendq::SendQ::new(tcp)
+}
+
+/// The socket in `Under`.
+fn socket(u: &Under) -> &TcpStream {
+    #[cfg(target_vendor = "apple")]
+    let u = u.tcp();
+    u
+}
+
+/// After native-tls's flush: whatever `Under` still holds goes out, or `WouldBlock`.
+fn drain(_u: &mut Under) -> io::Result<()> {
+    #[cfg(target_vendor = "apple")]
+    _u.drain()?;
+    Ok(())
+}
+
 /// A TCP connection, with or without TLS on it.
 pub enum Stream {
     Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
+    Tls(Box<TlsStream<Under>>),
     /// The server's TLS, on OpenSSL platforms.
     #[cfg(all(unix, not(target_vendor = "apple")))]
     Ssl(Box<openssl::ssl::SslStream<TcpStream>>),
@@ -22,7 +54,7 @@ impl Stream {
     pub fn tcp(&self) -> &TcpStream {
         match self {
             Stream::Plain(s) => s,
-            Stream::Tls(s) => s.get_ref(),
+            Stream::Tls(s) => socket(s.get_ref()),
             #[cfg(all(unix, not(target_vendor = "apple")))]
             Stream::Ssl(s) => s.get_ref(),
         }
@@ -52,7 +84,10 @@ impl Write for Stream {
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Stream::Plain(s) => s.flush(),
-            Stream::Tls(s) => s.flush(),
+            Stream::Tls(s) => {
+                s.flush()?;
+                drain(s.get_mut())
+            }
             #[cfg(all(unix, not(target_vendor = "apple")))]
             Stream::Ssl(s) => s.flush(),
         }
@@ -63,18 +98,34 @@ fn read_file(path: &str) -> Result<Vec<u8>, Error> {
     std::fs::read(path).map_err(|e| Error::Usage(format!("read {path}: {e}")))
 }
 
+/// The client's TLS: native-tls's connector, and on Windows the `--ca` roots that wssh checks
+/// the server's certificate against itself (`wincert`), schannel's own check being off then.
+#[derive(Clone, Debug)]
+pub struct Connector {
+    tls: TlsConnector,
+    /// DER of each `--ca` certificate (empty: schannel's own check, or `--insecure`).
+    #[cfg(windows)]
+    roots: Vec<Vec<u8>>,
+}
+
 /// The client's connector: system roots, plus `--ca` files; `insecure` skips all verification;
 /// `identity` (certificate chain, key) is presented to a server that asks for one.
 pub fn connector(
     ca_files: &[String],
     insecure: bool,
     identity: Option<(&str, &str)>,
-) -> Result<TlsConnector, Error> {
+) -> Result<Connector, Error> {
     let mut b = TlsConnector::builder();
+    #[cfg(windows)]
+    let mut roots = Vec::new();
     for path in ca_files {
         let pem = read_file(path)?;
         let cert = Certificate::from_pem(&pem)
             .map_err(|e| Error::Usage(format!("{path}: not a PEM certificate: {e}")))?;
+        #[cfg(windows)]
+        if !insecure {
+            roots.push(cert.to_der().map_err(|e| Error::Tls(e.to_string()))?);
+        }
         b.add_root_certificate(cert);
     }
     if let Some((cert_file, key_file)) = identity {
@@ -83,9 +134,17 @@ pub fn connector(
             .map_err(|e| Error::Usage(format!("{cert_file} and {key_file}: {e}")))?;
         b.identity(id);
     }
+    // With `--ca` on Windows, `wincert` checks the certificate once the handshake is done.
+    #[cfg(windows)]
+    let insecure = insecure || !roots.is_empty();
     b.danger_accept_invalid_certs(insecure)
         .danger_accept_invalid_hostnames(insecure);
-    b.build().map_err(|e| Error::Tls(e.to_string()))
+    let tls = b.build().map_err(|e| Error::Tls(e.to_string()))?;
+    Ok(Connector {
+        tls,
+        #[cfg(windows)]
+        roots,
+    })
 }
 
 /// A PEM key file, refused unless it is PKCS#8 (what native-tls takes), with the conversion.
@@ -238,7 +297,7 @@ pub fn accept(a: &Acceptor, tcp: TcpStream) -> Result<Stream, Error> {
         }
     };
     #[cfg(not(all(unix, not(target_vendor = "apple"))))]
-    let r = match a.accept(tcp) {
+    let r = match a.accept(under(tcp)) {
         Ok(s) => Ok(Stream::Tls(Box::new(s))),
         Err(HandshakeError::WouldBlock(_)) => Err("timed out".to_string()),
         Err(e) => Err(e.to_string()),
@@ -272,9 +331,13 @@ fn linger(tcp: &TcpStream) {
 }
 
 /// Run the client side of the TLS handshake on a connected (blocking) socket.
-pub fn connect(c: &TlsConnector, host: &str, tcp: TcpStream) -> Result<Stream, Error> {
-    match c.connect(host, tcp) {
-        Ok(s) => Ok(Stream::Tls(Box::new(s))),
+pub fn connect(c: &Connector, host: &str, tcp: TcpStream) -> Result<Stream, Error> {
+    match c.tls.connect(host, under(tcp)) {
+        Ok(s) => {
+            #[cfg(windows)]
+            check_roots(c, host, &s)?;
+            Ok(Stream::Tls(Box::new(s)))
+        }
         Err(HandshakeError::Failure(e)) => Err(Error::Tls(describe(host, &e.to_string()))),
         Err(HandshakeError::WouldBlock(_)) => {
             Err(Error::Tls(format!("handshake with {host} timed out")))
@@ -282,8 +345,27 @@ pub fn connect(c: &TlsConnector, host: &str, tcp: TcpStream) -> Result<Stream, E
     }
 }
 
-/// Turn OpenSSL's long error text into one line a user can act on.
+/// With `--ca` on Windows: the server's certificate against those roots, before any byte goes.
+#[cfg(windows)]
+fn check_roots(c: &Connector, host: &str, s: &TlsStream<Under>) -> Result<(), Error> {
+    if c.roots.is_empty() {
+        return Ok(());
+    }
+    let failed = |why: &dyn std::fmt::Display| {
+        Error::Tls(format!("certificate verify failed for {host}: {why}"))
+    };
+    let leaf = match s.peer_certificate() {
+        Ok(Some(cert)) => cert.to_der().map_err(|e| failed(&e))?,
+        Ok(None) => return Err(failed(&"the server sent no certificate")),
+        Err(e) => return Err(failed(&e)),
+    };
+    crate::wincert::verify(&leaf, &c.roots, host).map_err(|e| failed(&e))
+}
+
+/// Turn OpenSSL's long error text (or schannel's number) into one line a user can act on.
 fn describe(host: &str, msg: &str) -> String {
+    let msg = &crate::error::words(msg);
+    let hint = "(use --ca FILE to trust a private CA)";
     if let Some(m) = client_cert_alert(host, msg) {
         m
     } else if msg.contains("certificate verify failed") {
@@ -291,8 +373,18 @@ fn describe(host: &str, msg: &str) -> String {
             .rsplit_once('(')
             .map(|(_, w)| w.trim_end_matches(')'))
             .unwrap_or("");
-        let hint = "(use --ca FILE to trust a private CA)";
         format!("certificate verify failed for {host}: {why} {hint}")
+    } else if msg.contains("(os error 0x800B") || msg.contains("(os error 0x800920") {
+        // schannel's verdict on the certificate (CERT_E_*, CRYPT_E_*), put in words; the hint
+        // only where a CA is what is missing.
+        let hint = if msg.contains("trusted root") || msg.contains("not trusted") {
+            hint
+        } else {
+            ""
+        };
+        format!("certificate verify failed for {host}: {msg} {hint}")
+            .trim_end()
+            .to_string()
     } else {
         format!("handshake with {host} failed: {msg}")
     }
@@ -332,6 +424,17 @@ mod tests {
             super::describe("gw", m),
             "certificate verify failed for gw: self-signed certificate \
              (use --ca FILE to trust a private CA)"
+        );
+    }
+
+    #[test]
+    fn schannel_verify_failure_is_in_words() {
+        let m = "OS Error -2146762481 (FormatMessageW() returned error 317) (os error \
+                 -2146762481)";
+        assert_eq!(
+            super::describe("gw", m),
+            "certificate verify failed for gw: the certificate is not for this host name \
+             (os error 0x800B010F)"
         );
     }
 

@@ -27,4 +27,5 @@ mod units;
 mod unix_listen;
 mod web;
 mod websockify;
+mod wine;
 mod wrap;

@@ -309,17 +309,6 @@ fn plink_saved_session_with_http_proxy_through_connect() {
 }
 
 /// A one-shot HTTP target: reads a request head, answers `body`, closes.
-fn http_target(body: &'static str) -> Target {
-    Target::start(move |mut s| {
-        let _ = read_head(&mut s);
-        let _ = write!(
-            s,
-            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-    })
-}
-
 #[test]
 fn curl_through_connect_and_connect_errors() {
     let web = http_target("hello through connect");

@@ -316,6 +316,18 @@ impl Target {
     }
 }
 
+/// An HTTP server of one page: reads a request head, answers `body`, closes.
+pub fn http_target(body: &'static str) -> Target {
+    Target::start(move |mut s| {
+        let _ = read_head(&mut s);
+        let _ = write!(
+            s,
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+    })
+}
+
 /// Reproducible pseudo-random bytes (xorshift64*), so both ends can agree without sharing.
 pub fn data(seed: u64, len: usize) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
