@@ -21,6 +21,7 @@ use std::io;
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 #[cfg(unix)]
 use std::os::unix::net::UnixListener;
+#[cfg(unix)]
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -1071,6 +1072,7 @@ fn check_open_files(limits: &Limits) {
 
 /// Memory areas one thread maps: its stack and guard page, and the signal stack and guard page
 /// that Rust sets up for every thread. A tunnel has two threads, a pending connection one.
+#[cfg(target_os = "linux")]
 const MAPS_PER_THREAD: usize = 4;
 
 /// Linux caps the memory areas of a process (`vm.max_map_count`, 65530 by default), and a
@@ -1099,7 +1101,7 @@ fn check_map_count(limits: &Limits) {
     }
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(all(unix, not(target_os = "linux")))]
 fn check_map_count(_limits: &Limits) {}
 
 /// The soft limit to raise to: the hard one, but on macOS at most `OPEN_MAX` (10240), since

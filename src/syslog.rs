@@ -5,7 +5,9 @@
 //! `user`, or `daemon` with `-D`; APP is `wssh` (`websockify` when started as websockify).
 //! Sending waits at most `SEND_WAIT`: a stuck syslog daemon loses lines, not the server's time.
 
-use std::io::{self, Write};
+use std::io;
+#[cfg(unix)]
+use std::io::Write;
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 #[cfg(unix)]
 use std::os::unix::net::{UnixDatagram, UnixStream};
@@ -31,6 +33,7 @@ pub struct Syslog {
 
 #[derive(Debug, Clone)]
 enum Dest {
+    #[cfg_attr(not(unix), allow(dead_code))]
     Path(PathBuf),
     Udp(SocketAddr),
 }
