@@ -409,16 +409,7 @@ struct ClientCerts {
 fn client_certs(dir: &TempDir) -> ClientCerts {
     let p = |n: &str| dir.path(n).to_str().unwrap().to_string();
     let openssl = |args: &[&str]| run(Command::new("openssl").args(args));
-    let self_signed = |name: &str, cn: &str| {
-        let subj = format!("/CN={cn}");
-        let (key, pem) = (p(&format!("{name}.key")), p(&format!("{name}.pem")));
-        openssl(&[
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &pem,
-            "-days", "2", "-subj", &subj,
-        ]);
-        (pem, key)
-    };
-    let (ca, ca_key) = self_signed("client-ca", "wssh test client CA");
+    let (ca, ca_key) = self_signed(dir, "client-ca", "wssh test client CA", &[]);
     let signed = |cn: &str| {
         let subj = format!("/CN={cn}");
         let (key, csr, pem) = (
@@ -449,7 +440,7 @@ fn client_certs(dir: &TempDir) -> ClientCerts {
     ClientCerts {
         alice: signed("alice"),
         mallory: signed("mallory"),
-        outsider: self_signed("outsider", "alice"),
+        outsider: self_signed(dir, "outsider", "alice", &[]),
         ca: ca.clone(),
     }
 }

@@ -318,16 +318,7 @@ fn curl_through_connect_and_connect_errors() {
         "127.0.0.1:0",
         &[&srv.url("ws", "/ssh/{host}:{port}")],
     );
-    let proxy = format!("http://{}", connect.addr);
-    let out = run(Command::new("curl").args([
-        "-sS",
-        "--max-time",
-        "15",
-        "-p",
-        "-x",
-        &proxy,
-        &format!("http://{}/", web.addr),
-    ]));
+    let out = curl_through(connect.addr, web.addr);
     assert_eq!(out, "hello through connect");
 
     let ask = |req: &str| {

@@ -316,6 +316,19 @@ impl Target {
     }
 }
 
+/// curl's body for `http://WEB/` fetched through the CONNECT proxy listening at `proxy`.
+pub fn curl_through(proxy: SocketAddr, web: SocketAddr) -> String {
+    run(Command::new("curl").args([
+        "-sS",
+        "--max-time",
+        "15",
+        "-p",
+        "-x",
+        &format!("http://{proxy}"),
+        &format!("http://{web}/"),
+    ]))
+}
+
 /// An HTTP server of one page: reads a request head, answers `body`, closes.
 pub fn http_target(body: &'static str) -> Target {
     Target::start(move |mut s| {
@@ -403,26 +416,26 @@ pub struct Certs {
     pub key: String,
 }
 
+/// A self-signed certificate for `cn`, valid 2 days, with `extra` arguments to `openssl req`:
+/// `DIR/NAME.pem` and its key `DIR/NAME.key`, returned as (certificate, key).
+pub fn self_signed(dir: &TempDir, name: &str, cn: &str, extra: &[&str]) -> (String, String) {
+    let p = |n: String| dir.path(&n).to_str().unwrap().to_string();
+    let (pem, key) = (p(format!("{name}.pem")), p(format!("{name}.key")));
+    let subj = format!("/CN={cn}");
+    let args = [
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &pem,
+    ];
+    let args = [&args[..], &["-days", "2", "-subj", &subj], extra].concat();
+    run(Command::new("openssl").args(args));
+    (pem, key)
+}
+
 pub fn certs(dir: &TempDir) -> Certs {
     let p = |n: &str| dir.path(n).to_str().unwrap().to_string();
     let run = |args: &[&str]| run(Command::new("openssl").args(args));
     let ext = p("ext.cnf");
     std::fs::write(&ext, "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost\n").unwrap();
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        &p("ca.key"),
-        "-out",
-        &p("ca.pem"),
-        "-days",
-        "2",
-        "-subj",
-        "/CN=wssh test CA",
-    ]);
+    self_signed(dir, "ca", "wssh test CA", &[]);
     run(&[
         "req",
         "-newkey",

@@ -132,32 +132,13 @@ fn wss_insecure_works_and_an_untrusted_certificate_is_refused_in_words() {
     // A self-signed certificate: its own root, which nothing trusts. (Wine accepts a leaf
     // whose CA it cannot find at all, a partial chain, that Windows refuses: not tested.)
     let dir = TempDir::new("wine-self");
-    let p = |n: &str| dir.path(n).to_str().unwrap().to_string();
-    run(Command::new("openssl").args([
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        &p("key.pem"),
-        "-out",
-        &p("cert.pem"),
-        "-days",
-        "2",
-        "-subj",
-        "/CN=localhost",
-        "-addext",
-        "subjectAltName=DNS:localhost",
-    ]));
-    let srv = Server::start(&[
-        "--target",
-        &target.arg(),
-        "--cert",
-        &p("cert.pem"),
-        "--key",
-        &p("key.pem"),
-    ]);
+    let (cert, key) = self_signed(
+        &dir,
+        "self",
+        "localhost",
+        &["-addext", "subjectAltName=DNS:localhost"],
+    );
+    let srv = Server::start(&["--target", &target.arg(), "--cert", &cert, "--key", &key]);
     let url = format!("wss://localhost:{}/", srv.addr.port());
     let (status, out, err) = outcome(&mut wine(&["client", &url]).unwrap(), Some(b"x"));
     assert_eq!(status.code(), Some(1), "{err}");
@@ -207,15 +188,7 @@ fn curl_through_wssh_exe_connect() {
         return;
     };
     let connect = Server::spawn(cmd);
-    let out = run(Command::new("curl").args([
-        "-sS",
-        "--max-time",
-        "15",
-        "-p",
-        "-x",
-        &format!("http://{}", connect.addr),
-        &format!("http://{}/", web.addr),
-    ]));
+    let out = curl_through(connect.addr, web.addr);
     assert_eq!(out, "hello through wssh.exe");
 }
 
