@@ -19,7 +19,7 @@
 
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-import { parseArgs, launch, record, until, finish, watchdog, foreign, otherOrigin } from './lib.mjs';
+import { parseArgs, launch, record, until, conclude, watchdog, foreign, otherOrigin } from './lib.mjs';
 
 const USAGE = `usage: node console.mjs PAGE_URL [--sshd H:P] [--http H:P] [--refused H:P] [--dead H:P] [--echo] [--flood N] [--timeout S]
        node console.mjs SERVER_ROOT_URL --embed --other-port PORT [--expect echo|refused]\n`;
@@ -29,6 +29,7 @@ const PAGES = path.join(path.dirname(fileURLToPath(import.meta.url)), 'pages');
 const result = { step: 'launch' };
 const dog = watchdog(Number(opts.timeout ?? 60), result);
 let browser;
+let error;
 let other;
 let page;
 
@@ -200,9 +201,6 @@ try {
     if (result.foreign.length) result.failed = 'requests to another origin';
   }
 } catch (e) {
-  result.failed = `${result.step}: ${e.message.split('\n')[0]}`;
+  error = e;
 }
-clearTimeout(dog);
-if (browser) await browser.close().catch(() => {});
-if (other) other.close();
-finish(result);
+await conclude(result, error, dog, browser, other);

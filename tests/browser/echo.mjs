@@ -15,7 +15,7 @@
 
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-import { parseArgs, launch, record, until, finish, watchdog, otherOrigin } from './lib.mjs';
+import { parseArgs, launch, record, until, conclude, watchdog, otherOrigin } from './lib.mjs';
 
 const USAGE = `usage: node echo.mjs PAGE_URL [--other-origin] [--expect echo|refused] [--resolve NAME[,NAME]]
        [--credentials USER:PASS] [--timeout SECONDS]\n`;
@@ -37,6 +37,7 @@ function credentials(userPass) {
 const result = { step: 'launch', expect };
 const dog = watchdog(Number(opts.timeout ?? 30), result);
 let browser;
+let error;
 let other;
 try {
   // Where the page comes from, and where its WebSocket goes.
@@ -79,9 +80,6 @@ try {
     result.failed = `refused: the WebSocket opened (${r.received} bytes back)`;
   }
 } catch (e) {
-  result.failed = `${result.step}: ${e.message.split('\n')[0]}`;
+  error = e;
 }
-clearTimeout(dog);
-if (browser) await browser.close().catch(() => {});
-if (other) other.close();
-finish(result);
+await conclude(result, error, dog, browser, other);

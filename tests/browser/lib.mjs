@@ -39,6 +39,17 @@ export function finish(result) {
   process.exit(result.failed ? 1 : 0);
 }
 
+// The end of every run: the step that failed (if one did) with the first line of its error, the
+// watchdog stopped, the browser and a server of another origin (when started) closed, the
+// result line printed.
+export async function conclude(result, error, dog, browser, other) {
+  if (error) result.failed = `${result.step}: ${error.message.split('\n')[0]}`;
+  clearTimeout(dog);
+  if (browser) await browser.close().catch(() => {});
+  if (other) other.close();
+  finish(result);
+}
+
 // The whole run is bounded: past `seconds`, print what was learnt so far and exit 1 (Playwright
 // kills the browser it launched when this process exits).
 export function watchdog(seconds, result) {

@@ -13,7 +13,7 @@
 // screenshot_mismatches, typed, keys_seen, disconnect_status, clean, foreign, and last the
 // lists websockets, requests and console. Exit 0 only when every step passed.
 
-import { parseArgs, launch, record, foreign, originOf, until, xevKeys, finish, watchdog } from './lib.mjs';
+import { parseArgs, launch, record, foreign, originOf, until, xevKeys, conclude, watchdog } from './lib.mjs';
 
 const USAGE = `usage: node novnc.mjs URL [--pixels 'X,Y=RRGGBB ...'] [--tolerance N] [--type TEXT]
        [--keylog XEV_LOG] [--shot FILE.png] [--resolve NAME[,NAME]] [--timeout SECONDS]\n`;
@@ -38,6 +38,7 @@ const pixels = String(opts.pixels ?? '').split(/[\s;]+/).filter(Boolean).map((p)
 const result = { step: 'launch', url };
 const dog = watchdog(Number(opts.timeout ?? 45), result);
 let browser;
+let error;
 try {
   browser = await launch(opts.resolve);
   const context = await browser.newContext({ viewport: { width: 1024, height: 768 } });
@@ -144,8 +145,6 @@ try {
   if (result.foreign.length) throw new Error(`requests to another origin: ${result.foreign.join(' ')}`);
   result.step = 'done';
 } catch (e) {
-  result.failed = `${result.step}: ${e.message.split('\n')[0]}`;
+  error = e;
 }
-clearTimeout(dog);
-if (browser) await browser.close().catch(() => {});
-finish(result);
+await conclude(result, error, dog, browser);
