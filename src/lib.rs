@@ -26,6 +26,7 @@
 //! - `ws`: HTTP heads and the opening handshake, both sides, bounded; the subprotocol rule;
 //! - `pump`: one tunnel's WebSocket shared by its two threads, keepalive, the readiness wait,
 //!   how bytes travel in messages (binary, or base64 text);
+//! - `wire`: the stream under tungstenite, with a read-ahead on plain TCP that idles empty;
 //! - `tls`: the client's connector and the server's acceptor, the plain-or-TLS `Stream`;
 //! - `origin`: pure allow or deny of a browser's `Origin` (`--origin`, same origin with `--web`);
 //! - `policy`: pure allow or deny of targets (`--allow`, `--hosts`, trusted proxies), and of
@@ -66,6 +67,7 @@ pub mod tokens;
 pub mod url;
 pub mod web;
 pub mod websockify;
+pub mod wire;
 pub mod wrap;
 pub mod ws;
 

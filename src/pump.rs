@@ -24,6 +24,7 @@
 
 use crate::tls::Stream;
 use crate::url::{base64, base64_decode};
+use crate::wire::Wire;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -64,8 +65,8 @@ pub fn ws_config() -> WebSocketConfig {
 }
 
 /// Wrap a stream whose HTTP handshake is done; `rest` holds bytes read past the HTTP head.
-pub fn websocket(stream: Stream, rest: Vec<u8>, role: Role) -> WebSocket<Stream> {
-    WebSocket::from_partially_read(stream, rest, role, Some(ws_config()))
+pub fn websocket(stream: Stream, rest: Vec<u8>, role: Role) -> WebSocket<Wire> {
+    WebSocket::from_partially_read(Wire::new(stream), rest, role, Some(ws_config()))
 }
 
 /// How tunnel bytes travel in messages: decided once per tunnel, by the subprotocol.
@@ -142,7 +143,7 @@ pub const MISSED_PINGS: u32 = 3;
 
 /// One tunnel's WebSocket, shared by its two threads.
 pub struct Shared {
-    ws: Mutex<WebSocket<Stream>>,
+    ws: Mutex<WebSocket<Wire>>,
     sock: Sock,
     /// Send a ping after this long without a frame from the peer; `None`: never.
     ping: Option<Duration>,
@@ -164,11 +165,11 @@ impl Shared {
     /// Take over a WebSocket, whose bytes travel as `encoding` says; its socket is switched to
     /// non-blocking here.
     pub fn new(
-        ws: WebSocket<Stream>,
+        ws: WebSocket<Wire>,
         ping: Option<Duration>,
         encoding: Encoding,
     ) -> io::Result<Shared> {
-        let tcp = ws.get_ref().tcp();
+        let tcp = ws.get_ref().get_ref().tcp();
         tcp.set_read_timeout(None)?;
         tcp.set_write_timeout(None)?;
         tcp.set_nonblocking(true)?;
@@ -236,7 +237,7 @@ impl Shared {
         true
     }
 
-    fn lock(&self) -> MutexGuard<'_, WebSocket<Stream>> {
+    fn lock(&self) -> MutexGuard<'_, WebSocket<Wire>> {
         // A panic in the other thread cannot leave the WebSocket half-written: it only ever
         // holds the lock around one tungstenite call. So a poisoned lock is still usable.
         self.ws.lock().unwrap_or_else(|p| p.into_inner())

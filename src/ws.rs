@@ -279,7 +279,7 @@ pub fn client_handshake(
     mut s: Stream,
     url: &WsUrl,
     headers: &[String],
-) -> Result<WebSocket<Stream>, Error> {
+) -> Result<WebSocket<crate::wire::Wire>, Error> {
     let key = tungstenite::handshake::client::generate_key();
     let mut req = format!(
         "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
