@@ -29,6 +29,7 @@ use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+use tungstenite::error::ProtocolError;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tungstenite::{Bytes, Error as WsError, Message, WebSocket};
@@ -66,7 +67,7 @@ pub fn ws_config() -> WebSocketConfig {
 
 /// Wrap a stream whose HTTP handshake is done; `rest` holds bytes read past the HTTP head.
 pub fn websocket(stream: Stream, rest: Vec<u8>, role: Role) -> WebSocket<Wire> {
-    WebSocket::from_partially_read(Wire::new(stream), rest, role, Some(ws_config()))
+    WebSocket::from_partially_read(Wire::new(stream, role), rest, role, Some(ws_config()))
 }
 
 /// How tunnel bytes travel in messages: decided once per tunnel, by the subprotocol.
@@ -152,6 +153,7 @@ pub struct Shared {
     /// The peer's allowance of control frames: (tokens, when last refilled).
     control: Mutex<(f64, Instant)>,
     encoding: Encoding,
+    role: Role,
 }
 
 /// A snapshot of a tunnel's progress, to tell later whether anything moved since.
@@ -174,6 +176,7 @@ impl Shared {
         tcp.set_write_timeout(None)?;
         tcp.set_nonblocking(true)?;
         let sock = Sock::of(tcp)?;
+        let role = ws.get_ref().role();
         Ok(Shared {
             ws: Mutex::new(ws),
             sock,
@@ -181,6 +184,7 @@ impl Shared {
             activity: AtomicU64::new(0),
             control: Mutex::new((CONTROL_BURST, Instant::now())),
             encoding,
+            role,
         })
     }
 
@@ -189,9 +193,24 @@ impl Shared {
         self.encoding.max_read()
     }
 
-    /// Send one local read (at most `max_read` bytes) as one message, flushed.
+    /// Send one local read (at most `max_read` bytes) as one message, flushed. The server's
+    /// binary frames are written by `Wire`, behind everything queued before them.
     pub fn send_data(&self, data: &[u8]) -> Result<(), WsError> {
-        self.send(self.encoding.message(data))
+        if self.role == Role::Client || self.encoding == Encoding::Base64 {
+            return self.send(self.encoding.message(data));
+        }
+        let mut queued = false;
+        self.send_with(|ws| {
+            if !queued {
+                ws.flush()?;
+                if !ws.can_write() {
+                    return Err(WsError::Protocol(ProtocolError::SendAfterClosing));
+                }
+                ws.get_mut().queue_frame(data);
+                queued = true;
+            }
+            ws.flush()
+        })
     }
 
     /// Where the tunnel stands now.
@@ -246,7 +265,20 @@ impl Shared {
     /// Send one message and flush it, waiting for the socket outside the lock. A peer that
     /// makes no progress reading for `LINGER` is given up (`TimedOut`).
     pub fn send(&self, msg: Message) -> Result<(), WsError> {
-        let mut r = self.lock().send(msg);
+        let mut msg = Some(msg);
+        self.send_with(|ws| match msg.take() {
+            Some(m) => ws.send(m),
+            None => ws.flush(),
+        })
+    }
+
+    /// The waiting of `send`: `attempt` runs with the lock held, first to start the send and
+    /// then, after each wait for room, to go on with it, until it no longer would block.
+    fn send_with(
+        &self,
+        mut attempt: impl FnMut(&mut WebSocket<Wire>) -> Result<(), WsError>,
+    ) -> Result<(), WsError> {
+        let mut r = attempt(&mut self.lock());
         // Looked at only when the send has to wait (a system call on Linux).
         let mut mark = if would_block(&r) {
             self.progress()
@@ -258,7 +290,7 @@ impl Shared {
                 let msg = format!("the peer read nothing for {} s", LINGER.as_secs());
                 return Err(WsError::Io(io::Error::new(io::ErrorKind::TimedOut, msg)));
             }
-            r = self.lock().flush();
+            r = attempt(&mut self.lock());
         }
         if r.is_ok() {
             self.activity.fetch_add(1, Ordering::Relaxed);

@@ -2,10 +2,14 @@
 //! up to `AHEAD` bytes while tungstenite asks for 4 KiB at a time (its read buffer stays small
 //! so that an idle tunnel stays small). The read-ahead is freed whenever the socket has nothing
 //! more (`WouldBlock`): an idle tunnel holds none of it, a busy one reuses it. TLS streams pass
-//! through (OpenSSL reads ahead by itself, see `tls`). It does not frame or parse anything.
+//! through. On the server, a data frame is written here, around tungstenite (`queue_frame`):
+//! one copy into a buffer kept while data flows, where tungstenite's path takes a fresh
+//! allocation and two copies per message. Whatever tungstenite writes later (a pong, a Close)
+//! goes out only after that frame's last byte. It parses nothing.
 
 use crate::tls::Stream;
 use std::io::{self, Read, Write};
+use tungstenite::protocol::Role;
 
 /// The most one read from a plain socket takes: one full data frame (`pump::CHUNK`) and its
 /// header, so that a busy tunnel reads a frame in one system call.
@@ -14,25 +18,75 @@ pub const AHEAD: usize = 64 * 1024 + 16;
 /// A tunnel's stream with its read-ahead.
 pub struct Wire {
     stream: Stream,
+    role: Role,
     /// Bytes read from the socket, not yet handed on: `ahead[pos..end]`. No allocation while
     /// the tunnel is quiet; zero-filled once when it is made, and kept while data flows.
     ahead: Vec<u8>,
     pos: usize,
     end: usize,
+    /// A data frame queued by `queue_frame`, not all taken by the socket yet: `out[sent..]`.
+    out: Vec<u8>,
+    sent: usize,
 }
 
 impl Wire {
-    pub fn new(stream: Stream) -> Wire {
+    pub fn new(stream: Stream, role: Role) -> Wire {
         Wire {
             stream,
+            role,
             ahead: Vec::new(),
             pos: 0,
             end: 0,
+            out: Vec::new(),
+            sent: 0,
+        }
+    }
+
+    /// Queue one binary frame (final, unmasked: the server's) holding `data`, behind nothing:
+    /// call it only when the frame before is all out (`flush` returned Ok). `flush` sends it.
+    pub fn queue_frame(&mut self, data: &[u8]) {
+        debug_assert_eq!(self.sent, self.out.len());
+        self.out.clear();
+        self.sent = 0;
+        self.out.push(0x82);
+        let n = data.len();
+        if n < 126 {
+            self.out.push(n as u8);
+        } else if n <= 0xffff {
+            self.out.push(126);
+            self.out.extend_from_slice(&(n as u16).to_be_bytes());
+        } else {
+            self.out.push(127);
+            self.out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+        self.out.extend_from_slice(data);
+    }
+
+    /// Write what is left of the queued frame; `WouldBlock` (or the error) until it is all out.
+    fn drain(&mut self) -> io::Result<()> {
+        while self.sent < self.out.len() {
+            match self.stream.write(&self.out[self.sent..])? {
+                0 => return Err(io::ErrorKind::WriteZero.into()),
+                n => self.sent += n,
+            }
+        }
+        Ok(())
+    }
+
+    /// Give the frame buffer back once it is all out (a quiet tunnel keeps none).
+    pub fn release(&mut self) {
+        if self.sent == self.out.len() {
+            (self.out, self.sent) = (Vec::new(), 0);
         }
     }
 
     pub fn get_ref(&self) -> &Stream {
         &self.stream
+    }
+
+    /// Which end of the WebSocket this is.
+    pub fn role(&self) -> Role {
+        self.role
     }
 }
 
@@ -64,9 +118,11 @@ impl Read for Wire {
 
 impl Write for Wire {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.drain()?;
         self.stream.write(buf)
     }
     fn flush(&mut self) -> io::Result<()> {
+        self.drain()?;
         self.stream.flush()
     }
 }

@@ -23,4 +23,5 @@ mod units;
 mod unix_listen;
 mod web;
 mod websockify;
+mod wire;
 mod wrap;
