@@ -213,6 +213,12 @@ impl Shared {
         })
     }
 
+    /// Give back the buffer of the server's data frames, once they are all out: the sender
+    /// found its local side quiet.
+    pub fn release(&self) {
+        self.lock().get_mut().release();
+    }
+
     /// Where the tunnel stands now.
     pub fn progress(&self) -> Progress {
         Progress {
@@ -520,6 +526,15 @@ impl Sock {
 /// Sleep until a listening socket has a connection waiting; `Ok(false)` on timeout.
 pub fn wait_readable(l: &std::net::TcpListener, timeout: Option<Duration>) -> io::Result<bool> {
     sys::poll(sys::raw(l), Ready::Read, timeout)
+}
+
+/// The same for any socket (a tunnel's local side), on Unix.
+#[cfg(unix)]
+pub fn wait_readable_fd(
+    s: &impl std::os::unix::io::AsRawFd,
+    timeout: Option<Duration>,
+) -> io::Result<bool> {
+    sys::poll(sys::raw(s), Ready::Read, timeout)
 }
 
 /// The same for a listening Unix socket.
