@@ -154,6 +154,9 @@ pub struct Shared {
     control: Mutex<(f64, Instant)>,
     encoding: Encoding,
     role: Role,
+    /// Masking keys (a client's): random keys, and the frames masked so far.
+    keys: std::collections::hash_map::RandomState,
+    frames: AtomicU64,
 }
 
 /// A snapshot of a tunnel's progress, to tell later whether anything moved since.
@@ -185,6 +188,8 @@ impl Shared {
             control: Mutex::new((CONTROL_BURST, Instant::now())),
             encoding,
             role,
+            keys: Default::default(),
+            frames: AtomicU64::new(0),
         })
     }
 
@@ -193,10 +198,10 @@ impl Shared {
         self.encoding.max_read()
     }
 
-    /// Send one local read (at most `max_read` bytes) as one message, flushed. The server's
-    /// binary frames are written by `Wire`, behind everything queued before them.
+    /// Send one local read (at most `max_read` bytes) as one message, flushed. Binary frames
+    /// are written by `Wire`, behind everything queued before them.
     pub fn send_data(&self, data: &[u8]) -> Result<(), WsError> {
-        if self.role == Role::Client || self.encoding == Encoding::Base64 {
+        if self.encoding == Encoding::Base64 {
             return self.send(self.encoding.message(data));
         }
         let mut queued = false;
@@ -206,15 +211,26 @@ impl Shared {
                 if !ws.can_write() {
                     return Err(WsError::Protocol(ProtocolError::SendAfterClosing));
                 }
-                ws.get_mut().queue_frame(data);
+                ws.get_mut().queue_frame(data, self.mask());
                 queued = true;
             }
             ws.flush()
         })
     }
 
-    /// Give back the buffer of the server's data frames, once they are all out: the sender
-    /// found its local side quiet.
+    /// A client's masking key for its next frame: unpredictable to anyone who sees the frames
+    /// (RFC 6455, 10.3), as SipHash with the process's random keys over a per-tunnel count.
+    fn mask(&self) -> Option<[u8; 4]> {
+        use std::hash::BuildHasher;
+        if self.role != Role::Client {
+            return None;
+        }
+        let n = self.frames.fetch_add(1, Ordering::Relaxed);
+        Some((self.keys.hash_one(n) as u32).to_ne_bytes())
+    }
+
+    /// Give back the buffer of our data frames, once they are all out: the sender found its
+    /// local side quiet.
     pub fn release(&self) {
         self.lock().get_mut().release();
     }

@@ -2,10 +2,11 @@
 //! up to `AHEAD` bytes while tungstenite asks for 4 KiB at a time (its read buffer stays small
 //! so that an idle tunnel stays small). The read-ahead is freed whenever the socket has nothing
 //! more (`WouldBlock`): an idle tunnel holds none of it, a busy one reuses it. TLS streams pass
-//! through. On the server, a data frame is written here, around tungstenite (`queue_frame`):
-//! one copy into a buffer kept while data flows, where tungstenite's path takes a fresh
-//! allocation and two copies per message. Whatever tungstenite writes later (a pong, a Close)
-//! goes out only after that frame's last byte. It parses nothing.
+//! through. A binary data frame is written here, around tungstenite (`queue_frame`): one copy
+//! (and the client's mask) into a buffer kept while data flows, written on from where the socket
+//! stopped, where tungstenite's path takes a fresh allocation per message, copies it twice and
+//! moves the unsent rest to the front after every partial write. Whatever tungstenite writes
+//! later (a pong, a Close) goes out only after that frame's last byte. It parses nothing.
 
 use crate::tls::Stream;
 use std::io::{self, Read, Write};
@@ -42,24 +43,33 @@ impl Wire {
         }
     }
 
-    /// Queue one binary frame (final, unmasked: the server's) holding `data`, behind nothing:
-    /// call it only when the frame before is all out (`flush` returned Ok). `flush` sends it.
-    pub fn queue_frame(&mut self, data: &[u8]) {
+    /// Queue one final binary frame holding `data`, masked with `mask` (a client's frame) or
+    /// not (a server's), behind nothing: call it only when the frame before is all out (`flush`
+    /// returned Ok). `flush` sends it.
+    pub fn queue_frame(&mut self, data: &[u8], mask: Option<[u8; 4]>) {
         debug_assert_eq!(self.sent, self.out.len());
         self.out.clear();
         self.sent = 0;
+        let masked = if mask.is_some() { 0x80 } else { 0 };
         self.out.push(0x82);
         let n = data.len();
         if n < 126 {
-            self.out.push(n as u8);
+            self.out.push(masked | n as u8);
         } else if n <= 0xffff {
-            self.out.push(126);
+            self.out.push(masked | 126);
             self.out.extend_from_slice(&(n as u16).to_be_bytes());
         } else {
-            self.out.push(127);
+            self.out.push(masked | 127);
             self.out.extend_from_slice(&(n as u64).to_be_bytes());
         }
+        if let Some(m) = mask {
+            self.out.extend_from_slice(&m);
+        }
+        let start = self.out.len();
         self.out.extend_from_slice(data);
+        if let Some(m) = mask {
+            apply_mask(&mut self.out[start..], m);
+        }
     }
 
     /// Write what is left of the queued frame; `WouldBlock` (or the error) until it is all out.
@@ -124,5 +134,40 @@ impl Write for Wire {
     fn flush(&mut self) -> io::Result<()> {
         self.drain()?;
         self.stream.flush()
+    }
+}
+
+/// XOR `data` with the 4-byte `mask` repeated (RFC 6455, 5.3), eight bytes at a time.
+fn apply_mask(data: &mut [u8], mask: [u8; 4]) {
+    let m = u64::from_ne_bytes([
+        mask[0], mask[1], mask[2], mask[3], mask[0], mask[1], mask[2], mask[3],
+    ]);
+    let mut words = data.chunks_exact_mut(8);
+    for w in &mut words {
+        let x = u64::from_ne_bytes((&*w).try_into().unwrap()) ^ m;
+        w.copy_from_slice(&x.to_ne_bytes());
+    }
+    // The tail starts at a multiple of 8, so at mask[0].
+    for (i, b) in words.into_remainder().iter_mut().enumerate() {
+        *b ^= mask[i % 4];
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn masking_matches_the_byte_by_byte_rule() {
+        let mask = [0x12, 0x34, 0x56, 0x78];
+        for len in [0, 1, 3, 4, 7, 8, 9, 15, 16, 17, 100] {
+            let data: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+            let mut got = data.clone();
+            super::apply_mask(&mut got, mask);
+            let expected: Vec<u8> = data
+                .iter()
+                .enumerate()
+                .map(|(i, b)| b ^ mask[i % 4])
+                .collect();
+            assert_eq!(got, expected, "length {len}");
+        }
     }
 }
