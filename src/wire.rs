@@ -20,8 +20,8 @@ pub const AHEAD: usize = 64 * 1024 + 16;
 pub struct Wire {
     stream: Stream,
     role: Role,
-    /// Bytes read from the socket, not yet handed on: `ahead[pos..end]`. No allocation while
-    /// the tunnel is quiet; zero-filled once when it is made, and kept while data flows.
+    /// Bytes read from the socket, not yet handed on: `ahead[pos..end]`. Made (zero-filled)
+    /// when a read fills tungstenite's buffer, kept while data flows, freed at `WouldBlock`.
     ahead: Vec<u8>,
     pos: usize,
     end: usize,
@@ -106,8 +106,14 @@ impl Read for Wire {
             return self.stream.read(buf);
         }
         if self.pos == self.end {
+            // A read that fills tungstenite's buffer says more is waiting: read ahead from then
+            // on. Until then (small frames, a fresh tunnel) no buffer of ours is touched.
             if self.ahead.is_empty() {
-                self.ahead = vec![0; AHEAD];
+                let n = self.stream.read(buf)?;
+                if n == buf.len() && n > 0 {
+                    self.ahead = vec![0; AHEAD];
+                }
+                return Ok(n);
             }
             (self.pos, self.end) = (0, 0);
             match self.stream.read(&mut self.ahead) {
