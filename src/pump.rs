@@ -2,7 +2,9 @@
 //!
 //! Invariants (tested in tests/e2e: bulk both ways at once over wss, idle CPU):
 //! - the WebSocket (and the TLS session in it) sits behind one mutex, so the bytes of two frames
-//!   never interleave; its socket is non-blocking, so a holder of the lock never blocks;
+//!   never interleave (binary data frames are written by `wire::Wire` under the same lock, and
+//!   what tungstenite writes waits behind them); its socket is non-blocking, so a holder of the
+//!   lock never blocks;
 //! - a thread takes the lock for one attempt (read a frame, or write and flush one); on
 //!   `WouldBlock` it lets go and sleeps in `poll(2)` outside the lock until the socket is ready;
 //! - no polling and no spinning: an idle tunnel sleeps in the kernel (waking only to ping, every
