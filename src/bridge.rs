@@ -10,6 +10,7 @@ use std::net::{Shutdown, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
+use std::time::Duration;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::{Error as WsError, Message};
 
@@ -46,6 +47,35 @@ impl Local {
             #[cfg(unix)]
             Local::Unix(s) => Local::Unix(s.try_clone()?),
         })
+    }
+
+    /// Read what is there without waiting, or wait up to `quiet` for more: `Ok(None)` when
+    /// nothing came by then (Unix; elsewhere this is a plain read).
+    fn read_or_quiet(&self, buf: &mut [u8], quiet: Duration) -> io::Result<Option<usize>> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::io::AsRawFd;
+            let fd = match self {
+                Local::Tcp(s) => s.as_raw_fd(),
+                Local::Unix(s) => s.as_raw_fd(),
+            };
+            // SAFETY: recv writes at most buf.len() bytes into buf.
+            let n =
+                unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+            if n >= 0 {
+                return Ok(Some(n as usize));
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::WouldBlock {
+                return Err(e);
+            }
+            if !crate::pump::wait_readable_fd(&fd, Some(quiet))? {
+                return Ok(None);
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = quiet;
+        { self }.read(buf).map(Some)
     }
 
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
@@ -241,14 +271,27 @@ fn local_to_ws(
     observer: Option<&dyn Observer>,
 ) -> String {
     // Starts small so that an idle tunnel holds little; doubles while reads fill it, up to
-    // one message's worth.
+    // one message's worth; small again, and the tunnel's send buffer given back, once the
+    // local side has been quiet for `QUIET` (one wake-up at the end of a burst).
+    const SMALL: usize = 4096;
+    const QUIET: Duration = Duration::from_secs(1);
     let most = tunnel.max_read();
-    let mut buf = vec![0u8; 4096];
+    let mut buf = vec![0u8; SMALL];
     let (code, reason) = loop {
-        if buf.len() < most && count.load(Ordering::Relaxed) >= buf.len() as u64 {
-            buf.resize((buf.len() * 2).min(most), 0);
-        }
-        match { local }.read(&mut buf) {
+        let r = match buf.len() > SMALL {
+            true => local.read_or_quiet(&mut buf, QUIET),
+            false => { local }.read(&mut buf).map(Some),
+        };
+        let r = match r {
+            Ok(Some(n)) => Ok(n),
+            Ok(None) => {
+                buf = vec![0u8; SMALL];
+                tunnel.release();
+                { local }.read(&mut buf)
+            }
+            Err(e) => Err(e),
+        };
+        match r {
             Ok(0) if ws_gone.load(Ordering::SeqCst) => return String::new(),
             Ok(0) if hub.stopping() => break (CloseCode::Away, "shutting down".to_string()),
             Ok(0) if side == Side::Client => {
@@ -271,6 +314,9 @@ fn local_to_ws(
                     };
                 }
                 count.fetch_add(n as u64, Ordering::Relaxed);
+                if n == buf.len() && n < most {
+                    buf.resize((n * 2).min(most), 0);
+                }
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(_) if ws_gone.load(Ordering::SeqCst) => return String::new(),

@@ -446,7 +446,13 @@ impl DialerArgs {
         };
         Ok(Dialer {
             tls: if tls {
-                Some(crate::tls::connector(&self.ca, self.insecure, identity)?)
+                let named = env(&["SSL_CERT_FILE", "SSL_CERT_DIR"]).is_some();
+                Some(crate::tls::connector(
+                    &self.ca,
+                    self.insecure,
+                    identity,
+                    named,
+                )?)
             } else {
                 None
             },

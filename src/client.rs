@@ -11,7 +11,7 @@ use crate::url::WsUrl;
 use crate::ws;
 use std::io::{self, Read, Write};
 use tungstenite::protocol::frame::coding::CloseCode;
-use tungstenite::{Error as WsError, Message};
+use tungstenite::Error as WsError;
 
 /// Connect, run the tunnel until the server closes it, and exit with how it ended.
 pub fn run(cfg: ClientConfig) -> Result<(), Error> {
@@ -91,7 +91,7 @@ fn stdin_to_ws(tunnel: &Shared) {
                 0
             }
         };
-        if let Err(e) = tunnel.send(Message::binary(buf[..n].to_vec())) {
+        if let Err(e) = tunnel.send_data(&buf[..n]) {
             log::debug!("send: {e}");
             return;
         }

@@ -2,7 +2,9 @@
 //!
 //! Invariants (tested in tests/e2e: bulk both ways at once over wss, idle CPU):
 //! - the WebSocket (and the TLS session in it) sits behind one mutex, so the bytes of two frames
-//!   never interleave; its socket is non-blocking, so a holder of the lock never blocks;
+//!   never interleave (binary data frames are written by `wire::Wire` under the same lock, and
+//!   what tungstenite writes waits behind them); its socket is non-blocking, so a holder of the
+//!   lock never blocks;
 //! - a thread takes the lock for one attempt (read a frame, or write and flush one); on
 //!   `WouldBlock` it lets go and sleeps in `poll(2)` outside the lock until the socket is ready;
 //! - no polling and no spinning: an idle tunnel sleeps in the kernel (waking only to ping, every
@@ -24,10 +26,12 @@
 
 use crate::tls::Stream;
 use crate::url::{base64, base64_decode};
+use crate::wire::Wire;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+use tungstenite::error::ProtocolError;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tungstenite::{Bytes, Error as WsError, Message, WebSocket};
@@ -64,8 +68,8 @@ pub fn ws_config() -> WebSocketConfig {
 }
 
 /// Wrap a stream whose HTTP handshake is done; `rest` holds bytes read past the HTTP head.
-pub fn websocket(stream: Stream, rest: Vec<u8>, role: Role) -> WebSocket<Stream> {
-    WebSocket::from_partially_read(stream, rest, role, Some(ws_config()))
+pub fn websocket(stream: Stream, rest: Vec<u8>, role: Role) -> WebSocket<Wire> {
+    WebSocket::from_partially_read(Wire::new(stream, role), rest, role, Some(ws_config()))
 }
 
 /// How tunnel bytes travel in messages: decided once per tunnel, by the subprotocol.
@@ -142,7 +146,7 @@ pub const MISSED_PINGS: u32 = 3;
 
 /// One tunnel's WebSocket, shared by its two threads.
 pub struct Shared {
-    ws: Mutex<WebSocket<Stream>>,
+    ws: Mutex<WebSocket<Wire>>,
     sock: Sock,
     /// Send a ping after this long without a frame from the peer; `None`: never.
     ping: Option<Duration>,
@@ -151,6 +155,10 @@ pub struct Shared {
     /// The peer's allowance of control frames: (tokens, when last refilled).
     control: Mutex<(f64, Instant)>,
     encoding: Encoding,
+    role: Role,
+    /// Masking keys (a client's): random keys, and the frames masked so far.
+    keys: std::collections::hash_map::RandomState,
+    frames: AtomicU64,
 }
 
 /// A snapshot of a tunnel's progress, to tell later whether anything moved since.
@@ -164,15 +172,16 @@ impl Shared {
     /// Take over a WebSocket, whose bytes travel as `encoding` says; its socket is switched to
     /// non-blocking here.
     pub fn new(
-        ws: WebSocket<Stream>,
+        ws: WebSocket<Wire>,
         ping: Option<Duration>,
         encoding: Encoding,
     ) -> io::Result<Shared> {
-        let tcp = ws.get_ref().tcp();
+        let tcp = ws.get_ref().get_ref().tcp();
         tcp.set_read_timeout(None)?;
         tcp.set_write_timeout(None)?;
         tcp.set_nonblocking(true)?;
         let sock = Sock::of(tcp)?;
+        let role = ws.get_ref().role();
         Ok(Shared {
             ws: Mutex::new(ws),
             sock,
@@ -180,6 +189,9 @@ impl Shared {
             activity: AtomicU64::new(0),
             control: Mutex::new((CONTROL_BURST, Instant::now())),
             encoding,
+            role,
+            keys: Default::default(),
+            frames: AtomicU64::new(0),
         })
     }
 
@@ -188,9 +200,41 @@ impl Shared {
         self.encoding.max_read()
     }
 
-    /// Send one local read (at most `max_read` bytes) as one message, flushed.
+    /// Send one local read (at most `max_read` bytes) as one message, flushed. Binary frames
+    /// are written by `Wire`, behind everything queued before them.
     pub fn send_data(&self, data: &[u8]) -> Result<(), WsError> {
-        self.send(self.encoding.message(data))
+        if self.encoding == Encoding::Base64 {
+            return self.send(self.encoding.message(data));
+        }
+        let mut queued = false;
+        self.send_with(|ws| {
+            if !queued {
+                ws.flush()?;
+                if !ws.can_write() {
+                    return Err(WsError::Protocol(ProtocolError::SendAfterClosing));
+                }
+                ws.get_mut().queue_frame(data, self.mask());
+                queued = true;
+            }
+            ws.flush()
+        })
+    }
+
+    /// A client's masking key for its next frame: unpredictable to anyone who sees the frames
+    /// (RFC 6455, 10.3), as SipHash with the process's random keys over a per-tunnel count.
+    fn mask(&self) -> Option<[u8; 4]> {
+        use std::hash::BuildHasher;
+        if self.role != Role::Client {
+            return None;
+        }
+        let n = self.frames.fetch_add(1, Ordering::Relaxed);
+        Some((self.keys.hash_one(n) as u32).to_ne_bytes())
+    }
+
+    /// Give back the buffer of our data frames, once they are all out: the sender found its
+    /// local side quiet.
+    pub fn release(&self) {
+        self.lock().get_mut().release();
     }
 
     /// Where the tunnel stands now.
@@ -236,7 +280,7 @@ impl Shared {
         true
     }
 
-    fn lock(&self) -> MutexGuard<'_, WebSocket<Stream>> {
+    fn lock(&self) -> MutexGuard<'_, WebSocket<Wire>> {
         // A panic in the other thread cannot leave the WebSocket half-written: it only ever
         // holds the lock around one tungstenite call. So a poisoned lock is still usable.
         self.ws.lock().unwrap_or_else(|p| p.into_inner())
@@ -245,7 +289,20 @@ impl Shared {
     /// Send one message and flush it, waiting for the socket outside the lock. A peer that
     /// makes no progress reading for `LINGER` is given up (`TimedOut`).
     pub fn send(&self, msg: Message) -> Result<(), WsError> {
-        let mut r = self.lock().send(msg);
+        let mut msg = Some(msg);
+        self.send_with(|ws| match msg.take() {
+            Some(m) => ws.send(m),
+            None => ws.flush(),
+        })
+    }
+
+    /// The waiting of `send`: `attempt` runs with the lock held, first to start the send and
+    /// then, after each wait for room, to go on with it, until it no longer would block.
+    fn send_with(
+        &self,
+        mut attempt: impl FnMut(&mut WebSocket<Wire>) -> Result<(), WsError>,
+    ) -> Result<(), WsError> {
+        let mut r = attempt(&mut self.lock());
         // Looked at only when the send has to wait (a system call on Linux).
         let mut mark = if would_block(&r) {
             self.progress()
@@ -257,7 +314,7 @@ impl Shared {
                 let msg = format!("the peer read nothing for {} s", LINGER.as_secs());
                 return Err(WsError::Io(io::Error::new(io::ErrorKind::TimedOut, msg)));
             }
-            r = self.lock().flush();
+            r = attempt(&mut self.lock());
         }
         if r.is_ok() {
             self.activity.fetch_add(1, Ordering::Relaxed);
@@ -487,6 +544,15 @@ impl Sock {
 /// Sleep until a listening socket has a connection waiting; `Ok(false)` on timeout.
 pub fn wait_readable(l: &std::net::TcpListener, timeout: Option<Duration>) -> io::Result<bool> {
     sys::poll(sys::raw(l), Ready::Read, timeout)
+}
+
+/// The same for any socket (a tunnel's local side), on Unix.
+#[cfg(unix)]
+pub fn wait_readable_fd(
+    s: &impl std::os::unix::io::AsRawFd,
+    timeout: Option<Duration>,
+) -> io::Result<bool> {
+    sys::poll(sys::raw(s), Ready::Read, timeout)
 }
 
 /// The same for a listening Unix socket.

@@ -110,11 +110,17 @@ pub struct Connector {
 
 /// The client's connector: system roots, plus `--ca` files; `insecure` skips all verification;
 /// `identity` (certificate chain, key) is presented to a server that asks for one.
+/// `system_roots_named`: the user named the system's CA file or directory (`SSL_CERT_FILE`,
+/// `SSL_CERT_DIR`), so `lazy_roots` leaves them alone.
 pub fn connector(
     ca_files: &[String],
     insecure: bool,
     identity: Option<(&str, &str)>,
+    system_roots_named: bool,
 ) -> Result<Connector, Error> {
+    if !system_roots_named {
+        lazy_roots(insecure);
+    }
     let mut b = TlsConnector::builder();
     #[cfg(windows)]
     let mut roots = Vec::new();
@@ -145,6 +151,42 @@ pub fn connector(
         #[cfg(windows)]
         roots,
     })
+}
+
+/// Where native-tls runs on OpenSSL, it parses the whole system CA bundle (some 140 PEM
+/// certificates: about 50 ms, more than the rest of a client's start) at every start, then adds
+/// the system's certificate directories, where OpenSSL looks a CA up by its subject hash only
+/// when a handshake needs it. When one of those directories is hashed (the links that
+/// `update-ca-certificates` or `c_rehash` make) it holds the same CAs as the bundle: point the
+/// bundle at /dev/null so that only the directory is used. With `--insecure` nothing is
+/// verified, so no bundle is needed at all. Runs before the first connector reads the variable,
+/// on the one thread that builds the configuration.
+fn lazy_roots(insecure: bool) {
+    #[cfg(all(unix, not(target_vendor = "apple")))]
+    {
+        const DIRS: &[&str] = &["/etc/ssl/certs", "/etc/pki/tls/certs"];
+        let hashed = |dir: &&str| {
+            std::fs::read_dir(dir).is_ok_and(|mut d| {
+                d.any(|e| e.is_ok_and(|e| is_hash_name(&e.file_name().to_string_lossy())))
+            })
+        };
+        if insecure || DIRS.iter().any(hashed) {
+            std::env::set_var("SSL_CERT_FILE", "/dev/null");
+        }
+    }
+    #[cfg(not(all(unix, not(target_vendor = "apple"))))]
+    let _ = insecure;
+}
+
+/// A name OpenSSL's directory lookup reads: the subject hash in 8 hex digits, a dot, a digit
+/// (`5ad8a5d6.0`).
+#[cfg_attr(not(all(unix, not(target_vendor = "apple"))), allow(dead_code))]
+fn is_hash_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    b.len() == 10
+        && b[..8].iter().all(u8::is_ascii_hexdigit)
+        && b[8] == b'.'
+        && b[9].is_ascii_digit()
 }
 
 /// A PEM key file, refused unless it is PKCS#8 (what native-tls takes), with the conversion.
@@ -218,6 +260,9 @@ pub fn acceptor(
         // Each wssh client is a new process and never resumes a session: keep no session state.
         b.set_session_cache_mode(openssl::ssl::SslSessionCacheMode::OFF);
         b.set_num_tickets(0).map_err(|e| bad(&e))?;
+        // Read as much as is there in one system call, not a record's header and then its
+        // body: 10 reads per 64 KiB frame become 5.
+        b.set_read_ahead(true);
         if let Some(ca) = client_ca {
             verify_clients(&mut b, ca)?;
         }
@@ -416,6 +461,20 @@ pub fn client_cert_alert(host: &str, msg: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn hash_names_are_what_openssl_looks_up() {
+        let check = |name, expected| assert_eq!(super::is_hash_name(name), expected, "{name}");
+        check("5ad8a5d6.0", true);
+        check("002c0b4f.1", true);
+        check("5AD8A5D6.0", true);
+        check("ca-certificates.crt", false);
+        check("5ad8a5d6.r0", false);
+        check("5ad8a5d6.10", false);
+        check("5ad8a5g6.0", false);
+        check("GlobalSign_Root_R46.pem", false);
+        check("", false);
+    }
+
     #[test]
     fn verify_failure_is_one_clear_line() {
         let m = "error:0A000086:SSL routines:tls_post_process_server_certificate:certificate \

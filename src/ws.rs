@@ -290,7 +290,7 @@ pub fn client_handshake(
     mut s: Stream,
     url: &WsUrl,
     headers: &[String],
-) -> Result<WebSocket<Stream>, Error> {
+) -> Result<WebSocket<crate::wire::Wire>, Error> {
     let up = client_upgrade(&mut s, url, headers)?;
     if up.res.code != 101 {
         return Err(Error::Refused {

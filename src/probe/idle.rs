@@ -3,7 +3,6 @@
 //! something on the path cuts it, and what `--ping` would keep such a tunnel alive.
 
 use super::report::{Step, Verdict};
-use crate::tls::Stream;
 use std::io;
 use std::time::{Duration, Instant};
 use tungstenite::{Message, WebSocket};
@@ -13,7 +12,11 @@ pub fn suggest(cut: Duration) -> u64 {
     (cut.as_secs() / 2).max(1)
 }
 
-pub fn step(ws: &mut WebSocket<Stream>, idle: Duration, quiet: bool) -> super::Outcome<()> {
+pub fn step(
+    ws: &mut WebSocket<crate::wire::Wire>,
+    idle: Duration,
+    quiet: bool,
+) -> super::Outcome<()> {
     let t = Instant::now();
     let end = t + idle;
     let mut pinged = 0;
@@ -22,7 +25,7 @@ pub fn step(ws: &mut WebSocket<Stream>, idle: Duration, quiet: bool) -> super::O
         if left.is_zero() {
             break None;
         }
-        let _ = ws.get_ref().tcp().set_read_timeout(Some(left));
+        let _ = ws.get_ref().get_ref().tcp().set_read_timeout(Some(left));
         match ws.read() {
             Ok(Message::Ping(_)) => pinged += 1,
             Ok(Message::Close(f)) => {

@@ -95,9 +95,13 @@ fn speaks_tls(cfg: &ProbeConfig) -> bool {
 
 /// The target's first bytes (an SSH banner is named), or the server's close when it could not
 /// reach the target.
-pub fn target(ws: &mut WebSocket<Stream>) -> Outcome<()> {
+pub fn target(ws: &mut WebSocket<crate::wire::Wire>) -> Outcome<()> {
     let t = Instant::now();
-    let _ = ws.get_ref().tcp().set_read_timeout(Some(TARGET_WAIT));
+    let _ = ws
+        .get_ref()
+        .get_ref()
+        .tcp()
+        .set_read_timeout(Some(TARGET_WAIT));
     let fail = |detail: String| Step::new("target", Verdict::Fail, Some(t), detail);
     loop {
         match ws.read() {
@@ -157,9 +161,10 @@ pub fn first_bytes(b: &[u8]) -> String {
 }
 
 /// Round trips of `PINGS` pings: min, median, max.
-pub fn pings(ws: &mut WebSocket<Stream>) -> Outcome<()> {
+pub fn pings(ws: &mut WebSocket<crate::wire::Wire>) -> Outcome<()> {
     let t = Instant::now();
     let _ = ws
+        .get_ref()
         .get_ref()
         .tcp()
         .set_read_timeout(Some(Duration::from_secs(5)));

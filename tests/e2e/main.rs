@@ -28,4 +28,5 @@ mod unix_listen;
 mod web;
 mod websockify;
 mod wine;
+mod wire;
 mod wrap;

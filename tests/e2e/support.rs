@@ -178,6 +178,50 @@ impl Server {
     }
 }
 
+/// `wssh server --listen 127.0.0.1:0 ARGS` run under `strace STRACE_ARGS -o TRACE`; the traced
+/// wssh is killed on drop (killing strace would leave it).
+pub struct Traced {
+    pub srv: Server,
+    pub wssh: u32,
+}
+
+impl Traced {
+    pub fn server(strace_args: &[&str], trace: &Path, args: &[&str]) -> Traced {
+        let mut cmd = Command::new("strace");
+        cmd.args(strace_args).arg("-o").arg(trace).args([
+            &*BIN,
+            "server",
+            "--listen",
+            "127.0.0.1:0",
+        ]);
+        cmd.args(args);
+        let srv = Server::spawn(cmd);
+        let children = format!("/proc/{0}/task/{0}/children", srv.proc.pid());
+        let wssh = std::fs::read_to_string(children)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .expect("strace runs wssh")
+            .parse()
+            .unwrap();
+        Traced { srv, wssh }
+    }
+
+    /// Stop wssh; strace ends with it, its trace complete.
+    pub fn finish(&mut self) {
+        run(Command::new("kill").args(["-TERM", &self.wssh.to_string()]));
+        self.srv.proc.wait_for(PATIENCE).expect("strace to end");
+    }
+}
+
+impl Drop for Traced {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", &self.wssh.to_string()])
+            .status();
+    }
+}
+
 /// Start a command (stdin and stdout closed) and wait, at most PATIENCE, for a stderr line
 /// containing `marker`; returns the process and that line.
 pub fn spawn_until(mut cmd: Command, marker: &str) -> (Proc, String) {

@@ -181,3 +181,54 @@ fn over_the_tunnel_limit_a_wss_client_reads_the_503_through_tls() {
         r.2
     );
 }
+
+/// Run a wss client to the end under strace (files opened), with the system's CA variables
+/// cleared and then `env` set; returns its run and the trace.
+fn traced_client(args: &[&str], env: &[(&str, &str)], dir: &TempDir) -> (Run, String) {
+    let trace = dir.path("client-trace.txt");
+    let mut cmd = std::process::Command::new("strace");
+    cmd.args(["-f", "-e", "trace=openat,open", "-o"])
+        .arg(&trace)
+        .args([&*BIN, "client"])
+        .args(args)
+        .env_remove("SSL_CERT_FILE")
+        .env_remove("SSL_CERT_DIR")
+        .envs(env.iter().copied());
+    let r = run_client_cmd(cmd, b"roots");
+    (r, std::fs::read_to_string(&trace).unwrap())
+}
+
+#[test]
+fn a_wss_client_looks_cas_up_in_the_hashed_directory_instead_of_parsing_the_bundle() {
+    // Debian's ca-certificates (scripts/test installs it) makes both the bundle and the links.
+    let bundle = "/etc/ssl/certs/ca-certificates.crt";
+    let hashed = std::fs::read_dir("/etc/ssl/certs").is_ok_and(|d| {
+        d.flatten()
+            .any(|e| e.file_name().to_string_lossy().ends_with(".0"))
+    });
+    assert!(
+        hashed && exists(std::path::Path::new(bundle)),
+        "no hashed /etc/ssl/certs with {bundle}: install ca-certificates"
+    );
+    let target = Target::echo();
+    let TlsServer { srv, certs: c, dir } = tls_server(&target.arg(), &[]);
+    let url = srv.url("wss", "/");
+    let args = [url.as_str(), "--ca", &c.ca];
+    let bundles = |t: &str| {
+        t.lines()
+            .filter(|l| l.contains(bundle) || l.contains("/usr/lib/ssl/cert.pem"))
+            .count()
+    };
+    let (r, trace) = traced_client(&args, &[], &dir);
+    assert_eq!(
+        (r.0.and_then(|s| s.code()), r.1.as_slice()),
+        (Some(0), &b"roots"[..]),
+        "{}",
+        r.2
+    );
+    assert_eq!(bundles(&trace), 0, "the bundle was read:\n{trace}");
+    // A bundle the user names is read, as OpenSSL always does (and the trace would show it).
+    let (r, trace) = traced_client(&args, &[("SSL_CERT_FILE", bundle)], &dir);
+    assert_eq!(r.1, b"roots", "{}", r.2);
+    assert!(bundles(&trace) > 0, "SSL_CERT_FILE was not read:\n{trace}");
+}

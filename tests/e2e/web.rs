@@ -290,50 +290,18 @@ fn a_symlink_swapped_during_requests_never_serves_the_outside() {
     swap_requests(&srv, &site, 300);
 }
 
-/// A server run under strace; the traced wssh is killed on drop (killing strace would leave it).
-struct Traced {
-    srv: Server,
-    wssh: u32,
-}
-
-impl Drop for Traced {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-KILL", &self.wssh.to_string()])
-            .status();
-    }
-}
-
 #[test]
 fn under_strace_no_file_outside_the_web_root_is_opened() {
     let site = site();
     let trace = site.dir.path("trace.txt");
-    let mut cmd = Command::new("strace");
-    cmd.args(["-f", "-y", "-e", "trace=openat,open,openat2", "-o"])
-        .arg(&trace)
-        .args([
-            &*BIN,
-            "server",
-            "--listen",
-            "127.0.0.1:0",
-            "--web",
-            &site.arg(),
-        ]);
-    let srv = Server::spawn(cmd);
-    let children = format!("/proc/{0}/task/{0}/children", srv.proc.pid());
-    let wssh: u32 = std::fs::read_to_string(children)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .expect("strace runs wssh")
-        .parse()
-        .unwrap();
-    let mut t = Traced { srv, wssh };
+    let mut t = Traced::server(
+        &["-f", "-y", "-e", "trace=openat,open,openat2"],
+        &trace,
+        &["--web", &site.arg()],
+    );
     check_escapes(&t.srv, &site, false);
     swap_requests(&t.srv, &site, 100);
-    // Stop wssh; strace ends with it, its trace complete.
-    run(Command::new("kill").args(["-TERM", &wssh.to_string()]));
-    t.srv.proc.wait_for(PATIENCE).expect("strace to end");
+    t.finish();
 
     let text = std::fs::read_to_string(&trace).unwrap();
     let outside = site.outside().display().to_string();
