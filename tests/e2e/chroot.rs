@@ -1,6 +1,6 @@
-//! The static binary alone in an empty root: no /dev (so no /dev/urandom), no /etc/resolv.conf,
-//! no library, only wssh, /etc/hosts, a CA file and the server's certificate and key. Run by
-//! scripts/test against the musl build (WSSH_BIN); a dynamic binary cannot even start there.
+//! The binary in an empty root: no /dev (so no /dev/urandom), no /etc/resolv.conf, only wssh,
+//! /etc/hosts, a CA file and the server's certificate and key, and for a dynamic build the
+//! libraries `ldd` names (none for the static musl build, which scripts/test runs it against).
 
 use crate::support::*;
 use std::process::Command;
@@ -19,13 +19,24 @@ fn inside(root: &TempDir, args: &[&str]) -> Command {
     cmd
 }
 
+/// The shared libraries `bin` loads, by absolute path (none for a static binary).
+fn libraries(bin: &str) -> Vec<String> {
+    let out = Command::new("ldd").arg(bin).output().expect("ldd runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let static_ = !out.status.success() || text.contains("statically linked");
+    let paths = text.lines().filter_map(|l| {
+        let l = l.split(" (").next()?.trim();
+        let path = l.rsplit("=> ").next()?;
+        path.starts_with('/').then(|| path.to_string())
+    });
+    match static_ {
+        true => Vec::new(),
+        false => paths.collect(),
+    }
+}
+
 #[test]
-#[ignore = "needs a static binary in WSSH_BIN: scripts/test runs it against the musl build"]
-fn static_binary_serves_tls_and_tunnels_in_an_empty_root() {
-    assert!(
-        std::env::var("WSSH_BIN").is_ok(),
-        "WSSH_BIN names the binary to test"
-    );
+fn the_binary_serves_tls_and_tunnels_in_an_empty_root() {
     let root = TempDir::new("chroot");
     let made = TempDir::new("chroot-certs");
     let certs = certs(&made);
@@ -40,8 +51,24 @@ fn static_binary_serves_tls_and_tunnels_in_an_empty_root() {
     }
     std::fs::create_dir(root.path("etc")).unwrap();
     std::fs::write(root.path("etc/hosts"), "127.0.0.1 localhost gw.smoke\n").unwrap();
+    let libs = libraries(&BIN);
+    for lib in &libs {
+        let to = root.path(&lib[1..]);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(lib, to).unwrap();
+    }
+    let mut tops: Vec<_> = libs
+        .iter()
+        .filter_map(|l| l[1..].split('/').next())
+        .collect();
+    tops.sort_unstable();
+    tops.dedup();
     let entries = std::fs::read_dir(&root.0).unwrap().count();
-    assert_eq!(entries, 5, "the root holds only what is named above");
+    assert_eq!(
+        entries,
+        5 + tops.len(),
+        "the root holds only what is named above"
+    );
 
     let target = Target::echo();
     let tgt = target.arg();
