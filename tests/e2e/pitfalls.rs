@@ -35,19 +35,7 @@ fn frames_stay_at_most_64kib_when_the_target_sends_a_lot_at_once() {
     loop {
         let mut h = [0u8; 2];
         ws.read_exact(&mut h).unwrap();
-        let len = match h[1] & 0x7f {
-            126 => {
-                let mut l = [0u8; 2];
-                ws.read_exact(&mut l).unwrap();
-                u16::from_be_bytes(l) as usize
-            }
-            127 => {
-                let mut l = [0u8; 8];
-                ws.read_exact(&mut l).unwrap();
-                u64::from_be_bytes(l) as usize
-            }
-            n => n as usize,
-        };
+        let len = payload_len(&mut ws, h[1]);
         assert_eq!(h[1] & 0x80, 0, "server frames are never masked");
         let mut p = vec![0u8; len];
         ws.read_exact(&mut p).unwrap();

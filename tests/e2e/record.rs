@@ -49,19 +49,7 @@ fn read_frame(s: &mut TcpStream) -> (u8, Vec<u8>) {
     let mut h = [0u8; 2];
     s.read_exact(&mut h).unwrap();
     assert_eq!(h[1] & 0x80, 0, "a server frame is not masked");
-    let len = match h[1] & 0x7f {
-        126 => {
-            let mut l = [0u8; 2];
-            s.read_exact(&mut l).unwrap();
-            u16::from_be_bytes(l) as usize
-        }
-        127 => {
-            let mut l = [0u8; 8];
-            s.read_exact(&mut l).unwrap();
-            u64::from_be_bytes(l) as usize
-        }
-        n => n as usize,
-    };
+    let len = payload_len(s, h[1]);
     let mut p = vec![0u8; len];
     s.read_exact(&mut p).unwrap();
     (h[0] & 0x0f, p)

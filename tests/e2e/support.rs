@@ -541,6 +541,23 @@ pub fn tls_server(target: &str, extra: &[&str]) -> TlsServer {
     TlsServer { srv, certs, dir }
 }
 
+/// A frame's payload length, from its second byte and the extended length that may follow.
+pub fn payload_len(s: &mut impl Read, second: u8) -> usize {
+    match second & 0x7f {
+        126 => {
+            let mut l = [0u8; 2];
+            s.read_exact(&mut l).unwrap();
+            u16::from_be_bytes(l) as usize
+        }
+        127 => {
+            let mut l = [0u8; 8];
+            s.read_exact(&mut l).unwrap();
+            u64::from_be_bytes(l) as usize
+        }
+        n => n as usize,
+    }
+}
+
 /// A raw WebSocket client for feeding the server malformed frames: returns the socket after 101.
 pub fn raw_ws(addr: SocketAddr, path: &str) -> TcpStream {
     let mut s = TcpStream::connect(addr).unwrap();

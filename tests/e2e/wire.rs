@@ -54,19 +54,7 @@ fn read_frame(s: &mut std::net::TcpStream) -> (u8, Vec<u8>) {
         0,
         "a masked frame from the server: not a frame header"
     );
-    let len = match h[1] & 0x7f {
-        126 => {
-            let mut l = [0u8; 2];
-            s.read_exact(&mut l).unwrap();
-            u16::from_be_bytes(l) as usize
-        }
-        127 => {
-            let mut l = [0u8; 8];
-            s.read_exact(&mut l).unwrap();
-            u64::from_be_bytes(l) as usize
-        }
-        n => n as usize,
-    };
+    let len = payload_len(s, h[1]);
     assert!(
         len <= 64 * 1024,
         "a frame of {len} bytes: not a frame header"
