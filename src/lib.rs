@@ -33,7 +33,8 @@
 //! - `ws`: HTTP heads and the opening handshake, both sides, bounded; the subprotocol rule;
 //! - `pump`: one tunnel's WebSocket shared by its two threads, keepalive, the readiness wait,
 //!   how bytes travel in messages (binary, or base64 text);
-//! - `wire`: the stream under tungstenite, with a read-ahead on plain TCP that idles empty;
+//! - `wire`: the stream under tungstenite; reads and writes binary data frames itself, hands
+//!   every other frame to tungstenite;
 //! - `tls`: the client's connector and the server's acceptor, the plain-or-TLS `Stream`;
 //! - `sendq` (Apple): the socket under Secure Transport, with a send queue of its own so that
 //!   no byte stays inside Secure Transport;

@@ -3,8 +3,9 @@
 //! Invariants (tested in tests/e2e: bulk both ways at once over wss, idle CPU):
 //! - the WebSocket (and the TLS session in it) sits behind one mutex, so the bytes of two frames
 //!   never interleave (binary data frames are written by `wire::Wire` under the same lock, and
-//!   what tungstenite writes waits behind them); its socket is non-blocking, so a holder of the
-//!   lock never blocks;
+//!   what tungstenite writes waits behind them; `Wire` reads them too, and hands every other
+//!   frame to tungstenite whole); its socket is non-blocking, so a holder of the lock never
+//!   blocks;
 //! - a thread takes the lock for one attempt (read a frame, or write and flush one); on
 //!   `WouldBlock` it lets go and sleeps in `poll(2)` outside the lock until the socket is ready;
 //! - no polling and no spinning: an idle tunnel sleeps in the kernel (waking only to ping, every
@@ -54,10 +55,9 @@ const SMALL: usize = 1024;
 pub const CONTROL_BURST: f64 = 100.0;
 pub const CONTROL_RATE: f64 = 10.0;
 
-/// The tungstenite settings of every tunnel: small eager buffers, bounded frames.
-/// The read buffer is zero-filled on first use and kept, so it is what an idle tunnel costs;
-/// 4 KiB measured 34 KiB per idle ws tunnel against 46 KiB with 16 KiB, for no throughput
-/// change beyond the bench's noise (`scripts/bench`). Larger frames grow it as needed.
+/// The tungstenite settings of every tunnel: small eager buffers, bounded frames. tungstenite
+/// reads only the frames `Wire` hands it (control frames, text, fragments), so its read buffer
+/// (zero-filled on first use, then kept) stays small: 4 KiB.
 pub fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(4 * 1024)
@@ -69,7 +69,7 @@ pub fn ws_config() -> WebSocketConfig {
 
 /// Wrap a stream whose HTTP handshake is done; `rest` holds bytes read past the HTTP head.
 pub fn websocket(stream: Stream, rest: Vec<u8>, role: Role) -> WebSocket<Wire> {
-    WebSocket::from_partially_read(Wire::new(stream, role), rest, role, Some(ws_config()))
+    WebSocket::from_raw_socket(Wire::new(stream, role, rest), role, Some(ws_config()))
 }
 
 /// How tunnel bytes travel in messages: decided once per tunnel, by the subprotocol.
@@ -331,7 +331,7 @@ impl Shared {
         let mut silent = 0;
         let mut mark = self.mark();
         loop {
-            let r = self.lock().read();
+            let r = self.read_one();
             if r.is_ok() {
                 self.activity.fetch_add(1, Ordering::Relaxed);
             }
@@ -361,6 +361,11 @@ impl Shared {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// One attempt at the next message (`wire::read_message`).
+    fn read_one(&self) -> Result<Message, WsError> {
+        crate::wire::read_message(&mut self.lock())
     }
 
     /// After `silent` ping intervals without a frame: ping, or give up on the peer.
@@ -424,7 +429,7 @@ impl Shared {
     pub fn drain_until_closed(&self) {
         let deadline = Instant::now() + CLOSE_WAIT;
         loop {
-            let r = self.lock().read();
+            let r = self.read_one();
             match r {
                 Ok(_) => continue,
                 Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
