@@ -274,7 +274,7 @@ fn local_to_ws(
     // one message's worth; small again, and the tunnel's send buffer given back, once the
     // local side has been quiet for `QUIET` (one wake-up at the end of a burst).
     const SMALL: usize = 4096;
-    const QUIET: Duration = Duration::from_secs(1);
+    use crate::pump::{give_back, QUIET};
     let most = tunnel.max_read();
     let mut buf = vec![0u8; SMALL];
     let (code, reason) = loop {
@@ -287,6 +287,7 @@ fn local_to_ws(
             Ok(None) => {
                 buf = vec![0u8; SMALL];
                 tunnel.release();
+                give_back();
                 { local }.read(&mut buf)
             }
             Err(e) => Err(e),

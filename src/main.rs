@@ -6,6 +6,7 @@ use std::io::Write;
 use wssh::cli::{self, Command};
 
 fn main() {
+    wssh::pump::few_arenas();
     let argv: Vec<_> = std::env::args_os().collect();
     let program = cli::program(&argv);
     let code = match cli::parse_argv(argv) {
