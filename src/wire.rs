@@ -188,21 +188,31 @@ impl<S: Read + Write> Wire<S> {
             if let Some(h) = Header::parse(&self.ahead[self.pos..self.end]) {
                 return Ok(Some(h));
             }
-            self.ahead.copy_within(self.pos..self.end, 0);
-            (self.pos, self.end) = (0, self.end - self.pos);
-            if self.ahead.len() < AHEAD {
-                self.ahead.resize(AHEAD, 0);
+            if self.fill()? == 0 {
+                return Ok(None);
             }
-            match self.stream.read(&mut self.ahead[self.end..]) {
-                Ok(0) => return Ok(None),
-                Ok(n) => self.end += n,
-                Err(e) => {
-                    if self.end == 0 {
-                        // Nothing more for now (or an error): give the buffer back.
-                        self.ahead = Vec::new();
-                    }
-                    return Err(e);
+        }
+    }
+
+    /// Read more into `ahead`, behind what it holds (moved to the front); 0 at the end of the
+    /// stream.
+    fn fill(&mut self) -> io::Result<usize> {
+        self.ahead.copy_within(self.pos..self.end, 0);
+        (self.pos, self.end) = (0, self.end - self.pos);
+        if self.ahead.len() < AHEAD {
+            self.ahead.resize(AHEAD, 0);
+        }
+        match self.stream.read(&mut self.ahead[self.end..]) {
+            Ok(n) => {
+                self.end += n;
+                Ok(n)
+            }
+            Err(e) => {
+                if self.end == 0 {
+                    // Nothing more for now (or an error): give the buffer back.
+                    self.ahead = Vec::new();
                 }
+                Err(e)
             }
         }
     }
@@ -304,6 +314,11 @@ impl<S: Read + Write> Read for Wire<S> {
         let mut want = buf.len();
         if !self.handed_over {
             want = want.min(usize::try_from(self.theirs).unwrap_or(usize::MAX));
+        }
+        // tungstenite asks for little at a time (its read buffer is small): serve it from the
+        // read-ahead, so that a large frame of its still takes a read per `AHEAD` bytes.
+        if self.pos == self.end && 0 < want && want < AHEAD && self.fill()? == 0 {
+            return Ok(0);
         }
         let n = if self.pos < self.end {
             let n = want.min(self.end - self.pos);
