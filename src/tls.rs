@@ -111,15 +111,16 @@ pub struct Connector {
 /// The client's connector: system roots, plus `--ca` files; `insecure` skips all verification;
 /// `identity` (certificate chain, key) is presented to a server that asks for one.
 /// `system_roots_named`: the user named the system's CA file or directory (`SSL_CERT_FILE`,
-/// `SSL_CERT_DIR`), so `lazy_roots` leaves them alone.
+/// `SSL_CERT_DIR`), so `lazy_roots` leaves them alone (`roots_as_named`).
 pub fn connector(
     ca_files: &[String],
     insecure: bool,
     identity: Option<(&str, &str)>,
     system_roots_named: bool,
 ) -> Result<Connector, Error> {
-    if !system_roots_named {
-        lazy_roots(insecure);
+    match system_roots_named {
+        true => roots_as_named(),
+        false => lazy_roots(insecure),
     }
     let mut b = TlsConnector::builder();
     #[cfg(windows)]
@@ -176,6 +177,32 @@ fn lazy_roots(insecure: bool) {
     }
     #[cfg(not(all(unix, not(target_vendor = "apple"))))]
     let _ = insecure;
+}
+
+/// `SSL_CERT_FILE` and `SSL_CERT_DIR` as the user set them: a path that does not exist gives no
+/// CA, as it does to OpenSSL. native-tls's start (openssl-probe) would otherwise replace such a
+/// path with the system's bundle and directories, trusting what the user did not name (a typo
+/// in a private CA's path would trust the public CAs instead) and parsing the whole bundle
+/// (about 5 ms of a start). /dev/null, which exists and holds nothing, says "none" to both.
+fn roots_as_named() {
+    #[cfg(all(unix, not(target_vendor = "apple")))]
+    for var in ["SSL_CERT_FILE", "SSL_CERT_DIR"] {
+        let Some(value) = std::env::var_os(var) else {
+            continue;
+        };
+        // OpenSSL takes a list of directories.
+        let exists = match var {
+            "SSL_CERT_DIR" => std::env::split_paths(&value).any(|p| p.exists()),
+            _ => std::path::Path::new(&value).exists(),
+        };
+        if !exists {
+            log::debug!(
+                "{var}={}: no such path, so no CA from it",
+                value.to_string_lossy()
+            );
+            std::env::set_var(var, "/dev/null");
+        }
+    }
 }
 
 /// A name OpenSSL's directory lookup reads: the subject hash in 8 hex digits, a dot, a digit

@@ -231,4 +231,18 @@ fn a_wss_client_looks_cas_up_in_the_hashed_directory_instead_of_parsing_the_bund
     let (r, trace) = traced_client(&args, &[("SSL_CERT_FILE", bundle)], &dir);
     assert_eq!(r.1, b"roots", "{}", r.2);
     assert!(bundles(&trace) > 0, "SSL_CERT_FILE was not read:\n{trace}");
+    // Paths the user names that do not exist give no CA, as to OpenSSL: the system's bundle
+    // and directory are not put in their place (openssl-probe would), and `--ca` still works.
+    let none = [
+        ("SSL_CERT_FILE", "/nonexistent/ca.pem"),
+        ("SSL_CERT_DIR", "/nonexistent/certs"),
+    ];
+    let (r, trace) = traced_client(&args, &none, &dir);
+    assert_eq!(r.1, b"roots", "{}", r.2);
+    assert_eq!(bundles(&trace), 0, "the system bundle was read:\n{trace}");
+    let system = trace
+        .lines()
+        .filter(|l| l.contains("/etc/ssl/certs/"))
+        .count();
+    assert_eq!(system, 0, "the system directory was read:\n{trace}");
 }
