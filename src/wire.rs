@@ -25,7 +25,7 @@ use tungstenite::{Bytes, Error as WsError, Message, WebSocket};
 
 /// The read-ahead: room for frame headers and the small frames behind them, taken in one read.
 /// A payload that does not fit is read straight into its own buffer.
-pub const AHEAD: usize = 4 * 1024;
+const AHEAD: usize = 4 * 1024;
 
 /// How much of a frame's payload buffer is zero-filled ahead of the bytes that came: room for
 /// one read. A peer that announces a large frame and sends it slowly holds only what it sent.
@@ -43,21 +43,21 @@ struct Partial {
 
 /// A frame header (RFC 6455, 5.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Header {
-    pub fin: bool,
+struct Header {
+    fin: bool,
     /// The three reserved bits (no extension is negotiated: must be 0).
-    pub rsv: u8,
-    pub opcode: u8,
-    pub mask: Option<[u8; 4]>,
+    rsv: u8,
+    opcode: u8,
+    mask: Option<[u8; 4]>,
     /// Payload length.
-    pub len: u64,
+    len: u64,
     /// Length of the header itself: 2 to 14 bytes.
-    pub size: usize,
+    size: usize,
 }
 
 impl Header {
     /// The header at the start of `b`; `None` while `b` holds less than all of it.
-    pub fn parse(b: &[u8]) -> Option<Header> {
+    fn parse(b: &[u8]) -> Option<Header> {
         let (b0, b1) = (*b.first()?, *b.get(1)?);
         let ext = match b1 & 0x7f {
             126 => 2,
@@ -104,7 +104,7 @@ pub struct Wire<S = Stream> {
     handed_over: bool,
     /// tungstenite owes the peer a reply (a pong) that a blocked socket kept: flush it before
     /// reading on, as tungstenite's own read does.
-    pub owed: bool,
+    owed: bool,
     /// A data frame queued by `queue_frame`, not all taken by the socket yet: `out[sent..]`.
     out: Vec<u8>,
     sent: usize,
